@@ -1,0 +1,3 @@
+from ictal.cli.main import app
+
+app(prog_name="ictal")

@@ -1,0 +1,39 @@
+"""The ``ictal`` command line: a thin layer over the Python API, one module per sub-command.
+
+Each module in ``COMMANDS`` defines ``register(app)``, which adds its sub-command(s) to the Typer app.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="ictal",
+    help="Clinical EEG seizure detection: read TUSZ, train V3, score like NEDC/SzCORE, predict events.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Sub-command modules under ``ictal.cli``; each owns its command(s).
+COMMANDS: tuple[str, ...] = (
+    "validate_cmd",
+)
+
+for _name in COMMANDS:
+    importlib.import_module(f"ictal.cli.{_name}").register(app)
+
+
+@app.callback()
+def _root() -> None:
+    """ictal: clinical EEG seizure detection."""
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
