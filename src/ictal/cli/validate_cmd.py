@@ -1,0 +1,32 @@
+"""``ictal validate CONFIG``: schema, values and paths, one line per problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ictal.config.schema import config_summary, load_config
+from ictal.errors import ConfigError
+
+
+def validate(config: Path = typer.Argument(..., help="YAML config file")) -> None:
+    """Check a config: unknown keys, bad values, missing paths. Exit 0 with a summary, else 1."""
+    console = Console()
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        typer.echo(f"{config}: {len(exc.problems)} problem(s)", err=True)
+        for line in exc.problems:
+            typer.echo(f"  {line}", err=True)
+        raise typer.Exit(1) from None
+    table = Table(title=f"{config}: valid", show_header=False)
+    for key, value in config_summary(cfg):
+        table.add_row(key, value)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)

@@ -1,0 +1,136 @@
+"""The YAML config: one schema composed of each stage's own config dataclass, unknown keys rejected.
+
+>>> cfg = load_config("configs/smoke.yaml")      # raises ConfigError with one line per problem
+>>> cfg.preprocess.notch_hz, cfg.data.window_s
+(60, 60.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ictal.data.config import DataConfig
+from ictal.errors import ConfigError
+from ictal.signal.preprocess import PreprocessConfig
+from ictal.train.config import TrainingConfig
+
+
+class IctalConfig(BaseModel):
+    """The whole configuration. Sections: ``data``, ``preprocess``, ``training``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: A free-text name shown in logs and reports.
+    name: str = "ictal"
+    data: DataConfig = Field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys allowed at the mapping that holds ``loc``'s last element (for unknown-key messages)."""
+    node: Any = IctalConfig
+    for part in loc[:-1]:
+        hints = typing.get_type_hints(node) if dataclasses.is_dataclass(node) else None
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(str(part))
+            node = field.annotation if field else None
+        elif hints is not None:
+            node = hints.get(str(part))
+        else:
+            return []
+        # Optional[X] -> X
+        args = [a for a in typing.get_args(node) if a is not type(None)]
+        if args and typing.get_origin(node) is not None and len(args) == 1:
+            node = args[0]
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return sorted(node.model_fields)
+    if dataclasses.is_dataclass(node):
+        return sorted(f.name for f in dataclasses.fields(node))
+    return []
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    """One line per problem: ``key: got VALUE; what is allowed``."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        value = err.get("input")
+        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            allowed = _allowed_keys(loc)
+            hint = f"allowed keys here: {', '.join(allowed)}" if allowed else "remove it"
+            lines.append(f"{key}: unknown key (value {value!r}); {hint}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            shown = repr(value) if not isinstance(value, dict) else "{...}"
+            lines.append(f"{key}: got {shown}; {msg}")
+    return lines
+
+
+def config_from_dict(raw: dict[str, Any], source: str | Path = "<dict>") -> IctalConfig:
+    """Validate a parsed config mapping; raises :class:`ConfigError` listing every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [f"top level must be a mapping of sections, got {type(raw).__name__}"])
+    try:
+        return IctalConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(source, format_validation_error(exc)) from None
+
+
+def load_config(path: str | Path, *, check_paths: bool = True) -> IctalConfig:
+    """Read and validate a YAML config.
+
+    Relative paths in the file (``data.data_dir``, ``data.cache_dir``) are resolved against the current working
+    directory, as a user typing them on the command line would expect. With ``check_paths``, paths that must
+    exist (``data.data_dir`` when set) are checked too.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(path, ["file not found; give the path of a YAML config (see configs/)"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, [f"not valid YAML: {exc}"]) from None
+    cfg = config_from_dict(raw, path)
+    if check_paths:
+        problems = check_config_paths(cfg)
+        if problems:
+            raise ConfigError(path, problems)
+    return cfg
+
+
+def check_config_paths(cfg: IctalConfig) -> list[str]:
+    """Problems with paths that must exist or must be usable; empty when all is well."""
+    problems = []
+    d = cfg.data
+    if d.data_dir is not None and not Path(d.data_dir).is_dir():
+        problems.append(
+            f"data.data_dir: got {str(d.data_dir)!r}; the folder does not exist (point it at a TUSZ root with "
+            "train/ dev/ eval/, or run `ictal synth DIR` to make a synthetic one)"
+        )
+    if d.cache_dir is not None and Path(d.cache_dir).exists() and not Path(d.cache_dir).is_dir():
+        problems.append(f"data.cache_dir: got {str(d.cache_dir)!r}; it exists and is not a folder")
+    return problems
+
+
+def config_summary(cfg: IctalConfig) -> list[tuple[str, str]]:
+    """(key, value) rows for a short human summary of the most consulted settings."""
+    p, d, t = cfg.preprocess, cfg.data, cfg.training
+    band = f"{p.highpass_hz}-{p.lowpass_hz} Hz order {p.filter_order}"
+    return [
+        ("name", cfg.name),
+        ("data.data_dir", str(d.data_dir)),
+        ("data.cache_dir", str(d.cache_dir)),
+        ("data.split_policy", d.split_policy),
+        ("data.window", f"{d.window_s:g} s, stride {d.stride_s:g} s"),
+        ("data.use_balanced_sampling", str(d.use_balanced_sampling)),
+        ("preprocess", f"{p.target_sfreq:g} Hz, band-pass {band}, notch {p.notch_hz}, clip {p.clip_sigma}"),
+        ("training", f"batch {t.batch_size}, lr {t.learning_rate:g}, precision {t.mixed_precision}"),
+    ]

@@ -1,0 +1,72 @@
+"""Config schema, presets and ``ictal validate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ictal.cli.main import app
+from ictal.config.schema import config_from_dict, load_config
+from ictal.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("name", ["smoke", "gpu24", "gpu80"])
+def test_presets_are_valid(name: str) -> None:
+    cfg = load_config(ROOT / "configs" / f"{name}.yaml", check_paths=False)
+    assert cfg.name == name
+
+
+def test_every_problem_named_once() -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(
+            {"data": {"data_dirr": "x", "window_s": -1}, "preprocess": {"notch_hz": 55}, "foo": 1}, "t.yaml"
+        )
+    problems = info.value.problems
+    assert len(problems) == 4
+    text = "\n".join(problems)
+    assert "data.data_dirr: unknown key" in text and "data_dir" in text  # names the allowed keys
+    assert "data.window_s: got -1" in text
+    assert "preprocess.notch_hz: got 55" in text
+    assert "foo: unknown key" in text
+
+
+def test_cross_field_rules() -> None:
+    with pytest.raises(ConfigError, match="stride_s"):
+        config_from_dict({"data": {"window_s": 10, "stride_s": 20}})
+    with pytest.raises(ConfigError, match="inside data_dir"):
+        config_from_dict({"data": {"data_dir": "/d", "cache_dir": "/d/cache"}})
+
+
+def test_validate_cli_ok_and_missing_path(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    good = tmp_path / "good.yaml"
+    good.write_text(f"data:\n  data_dir: {corpus}\n  cache_dir: {tmp_path / 'cache'}\n")
+    result = runner.invoke(app, ["validate", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output
+
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(f"data:\n  data_dir: {tmp_path / 'nope'}\n")
+    result = runner.invoke(app, ["validate", str(missing)])
+    assert result.exit_code == 1
+    assert "data.data_dir" in result.output and "does not exist" in result.output
+
+
+def test_validate_cli_unknown_key_and_bad_yaml(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training:\n  batch_sise: 4\n")
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 1
+    assert "training.batch_sise: unknown key" in result.output
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("data: [unclosed\n")
+    result = runner.invoke(app, ["validate", str(broken)])
+    assert result.exit_code == 1 and "not valid YAML" in result.output
+    result = runner.invoke(app, ["validate", str(tmp_path / "absent.yaml")])
+    assert result.exit_code == 1 and "file not found" in result.output
