@@ -1,0 +1,378 @@
+"""Mamba2 layer (selective state-space model) with a pure-PyTorch reference path and the mamba_ssm kernels.
+
+Parameterisation and parameter names follow `mamba_ssm.modules.mamba2.Mamba2` (rmsnorm=True,
+norm_before_gate=False, D per head, no in/out projection bias, conv bias), so one state_dict loads on either
+path:
+
+    in_proj -> [z, x, B, C, dt]           x: d_inner = expand * d_model channels, nheads = d_inner / headdim
+    conv1d  depthwise causal over [x, B, C], then SiLU
+    dt      = softplus(dt + dt_bias)       dt_bias: inverse softplus of log-uniform dt in [dt_min, dt_max]
+    A       = -exp(A_log)                  per head
+    y       = SSM(x, dt, A, B, C) + D * x  (ssd.ssd_chunked_scan, or mamba_chunk_scan_combined on CUDA)
+    out     = out_proj(RMSNorm(y * silu(z)))
+
+Dispatch: with `use_kernels=None` (default) the mamba_ssm Triton kernels are used when `mamba_ssm` imports and
+the input is a CUDA float32/float16/bfloat16 tensor; `use_kernels=False` always uses the PyTorch path;
+`use_kernels=True` requires the kernels and raises otherwise. `mamba_backend()` names the active path.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, overload
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ictal.models.ssd import scan_dtype, ssd_chunked_scan
+
+__all__ = [
+    "KERNEL_BACKEND",
+    "REFERENCE_BACKEND",
+    "BiMamba2",
+    "GatedRMSNorm",
+    "Mamba2",
+    "Mamba2State",
+    "mamba_backend",
+    "mamba_kernels",
+]
+
+KERNEL_BACKEND = "mamba_ssm CUDA kernels"
+REFERENCE_BACKEND = "PyTorch SSD reference"
+_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+@dataclass
+class MambaKernels:
+    """The optional CUDA entry points: the SSD scan (required) and the causal conv (optional)."""
+
+    chunk_scan: Callable[..., Any]
+    causal_conv1d: Callable[..., Any] | None
+
+
+@functools.cache
+def mamba_kernels() -> MambaKernels | None:
+    """The mamba_ssm kernels if the package imports, else None (looked up once per process)."""
+    try:
+        from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+    except Exception:  # a broken CUDA/Triton install raises more than ImportError; then the reference path runs
+        return None
+    try:
+        from causal_conv1d import causal_conv1d_fn
+    except Exception:
+        causal_conv1d_fn = None
+    return MambaKernels(chunk_scan=mamba_chunk_scan_combined, causal_conv1d=causal_conv1d_fn)
+
+
+def _kernels_apply(device: torch.device, dtype: torch.dtype) -> bool:
+    return device.type == "cuda" and dtype in _KERNEL_DTYPES and mamba_kernels() is not None
+
+
+def mamba_backend(module_or_device: nn.Module | torch.device | str) -> str:
+    """Which Mamba path runs: "mamba_ssm CUDA kernels" or "PyTorch SSD reference".
+
+    For a module: the device of its parameters and the `use_kernels` setting of its Mamba2 layers (the
+    reference path if the module has none). For a device: what a default (`use_kernels=None`) layer would use.
+    """
+    if isinstance(module_or_device, nn.Module):
+        layers = [m for m in module_or_device.modules() if isinstance(m, Mamba2)]
+        if not layers:
+            return REFERENCE_BACKEND
+        layer = layers[0]
+        param = layer.in_proj.weight
+        if layer.use_kernels is False:
+            return REFERENCE_BACKEND
+        return KERNEL_BACKEND if _kernels_apply(param.device, param.dtype) else REFERENCE_BACKEND
+    device = torch.device(module_or_device)
+    return KERNEL_BACKEND if _kernels_apply(device, torch.float32) else REFERENCE_BACKEND
+
+
+@dataclass
+class Mamba2State:
+    """Streaming state of one Mamba2 layer.
+
+    conv: (B, conv_dim, d_conv - 1) the last d_conv - 1 inputs of the causal conv (conv_dim = d_inner +
+    2 * ngroups * d_state), in the conv's compute dtype. ssm: (B, nheads, headdim, d_state) the SSM state h,
+    float32 (float64 for a float64 model).
+    """
+
+    conv: Tensor
+    ssm: Tensor
+
+    def detach(self) -> Mamba2State:
+        """The same state cut from the autograd graph (for truncated backpropagation across chunks)."""
+        return Mamba2State(conv=self.conv.detach(), ssm=self.ssm.detach())
+
+
+class GatedRMSNorm(nn.Module):
+    """`RMSNorm(y * silu(z)) * weight`, normalised per group of `group_size` channels (mamba_ssm RMSNormGated
+    with norm_before_gate=False). Computed in float32 (float64 for float64 inputs); y, z: (..., d)."""
+
+    def __init__(self, d: int, group_size: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        if d % group_size:
+            raise ValueError(f"GatedRMSNorm: d ({d}) must be a multiple of group_size ({group_size})")
+        self.group_size = group_size
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, y: Tensor, z: Tensor) -> Tensor:
+        f = scan_dtype(y.dtype)
+        g = y.to(f) * F.silu(z.to(f))
+        grouped = g.unflatten(-1, (-1, self.group_size))
+        grouped = grouped * torch.rsqrt(grouped.pow(2).mean(-1, keepdim=True) + self.eps)
+        return grouped.flatten(-2) * self.weight.to(f)
+
+
+class Mamba2(nn.Module):
+    """One Mamba2 mixer: (B, L, d_model) -> (B, L, d_model), causal in L.
+
+    d_state: SSM state size N; expand: d_inner = expand * d_model; headdim: channels per head P
+    (nheads = d_inner / headdim); d_conv: causal conv width; chunk_size: SSD chunk length (speed/memory only,
+    never the result); ngroups: B/C groups shared by nheads / ngroups heads; dt_min, dt_max, dt_init_floor:
+    initial step-size range; A_init_range: initial range of -A; use_kernels: None = mamba_ssm kernels when
+    usable, False = always PyTorch, True = kernels required.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        expand: int = 2,
+        headdim: int = 8,
+        d_conv: int = 4,
+        chunk_size: int = 64,
+        ngroups: int = 1,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt_init_floor: float = 1e-4,
+        use_kernels: bool | None = None,
+        A_init_range: tuple[float, float] = (1.0, 16.0),  # noqa: N803  (mamba_ssm's name)
+    ) -> None:
+        super().__init__()
+        d_inner = expand * d_model
+        if d_inner % headdim:
+            raise ValueError(f"Mamba2: expand * d_model ({d_inner}) must be a multiple of headdim ({headdim})")
+        nheads = d_inner // headdim
+        if nheads % ngroups:
+            raise ValueError(f"Mamba2: nheads ({nheads}) must be a multiple of ngroups ({ngroups})")
+        if d_conv < 1 or chunk_size < 1:
+            raise ValueError(f"Mamba2: d_conv ({d_conv}) and chunk_size ({chunk_size}) must be >= 1")
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"Mamba2: need 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
+        if not 0 < A_init_range[0] <= A_init_range[1]:
+            raise ValueError(f"Mamba2: need 0 < A_init_range[0] <= A_init_range[1], got {A_init_range}")
+        self.d_model = d_model
+        self.d_state = d_state
+        self.expand = expand
+        self.headdim = headdim
+        self.d_conv = d_conv
+        self.chunk_size = chunk_size
+        self.ngroups = ngroups
+        self.d_inner = d_inner
+        self.nheads = nheads
+        self.conv_dim = d_inner + 2 * ngroups * d_state
+        self.use_kernels = use_kernels
+
+        self.in_proj = nn.Linear(d_model, 2 * d_inner + 2 * ngroups * d_state + nheads, bias=False)
+        self.conv1d = nn.Conv1d(
+            self.conv_dim, self.conv_dim, d_conv, groups=self.conv_dim, padding=d_conv - 1, bias=True
+        )
+        dt = torch.exp(torch.rand(nheads) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        dt = dt.clamp(min=dt_init_floor)
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+        a = torch.empty(nheads).uniform_(*A_init_range)
+        self.A_log = nn.Parameter(torch.log(a))
+        self.D = nn.Parameter(torch.ones(nheads))
+        for p in (self.dt_bias, self.A_log, self.D):
+            p._no_weight_decay = True  # type: ignore[attr-defined]  # mamba_ssm's marker for optimizers
+        self.norm = GatedRMSNorm(d_inner, group_size=d_inner // ngroups, eps=1e-5)
+        self.out_proj = nn.Linear(d_inner, d_model, bias=False)
+
+    # --- dispatch ----------------------------------------------------------------------------------------
+    def _kernels_for(self, x: Tensor) -> MambaKernels | None:
+        if self.use_kernels is False:
+            return None
+        if _kernels_apply(x.device, x.dtype):
+            return mamba_kernels()
+        if self.use_kernels:
+            raise RuntimeError(
+                f"Mamba2(use_kernels=True) needs the mamba_ssm package and a CUDA float32/16/bf16 input; got "
+                f"{x.device.type} {x.dtype}, mamba_ssm {'importable' if mamba_kernels() else 'not importable'}. "
+                "Fix: install mamba-ssm on a CUDA machine, or set use_kernels to None/False for the PyTorch path."
+            )
+        return None
+
+    # --- state -------------------------------------------------------------------------------------------
+    def init_state(self, batch: int, device: torch.device | str | None, dtype: torch.dtype) -> Mamba2State:
+        """Zero state for `batch` streams: conv in `dtype`, SSM in float32 (float64 if dtype is float64)."""
+        return Mamba2State(
+            conv=torch.zeros(batch, self.conv_dim, self.d_conv - 1, device=device, dtype=dtype),
+            ssm=torch.zeros(batch, self.nheads, self.headdim, self.d_state, device=device, dtype=scan_dtype(dtype)),
+        )
+
+    # --- pieces shared by forward and step ---------------------------------------------------------------
+    def _split_proj(self, zxbcdt: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        z, xbc, dt = torch.split(zxbcdt, [self.d_inner, self.conv_dim, self.nheads], dim=-1)
+        return z, xbc, dt
+
+    def _split_xbc(self, xbc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(..., conv_dim) -> x (..., H, P), B (..., G, N), C (..., G, N)."""
+        gn = self.ngroups * self.d_state
+        x, b, c = torch.split(xbc, [self.d_inner, gn, gn], dim=-1)
+        return (
+            x.unflatten(-1, (self.nheads, self.headdim)),
+            b.unflatten(-1, (self.ngroups, self.d_state)),
+            c.unflatten(-1, (self.ngroups, self.d_state)),
+        )
+
+    def _causal_conv(
+        self, xbc: Tensor, conv_state: Tensor | None, kernels: MambaKernels | None
+    ) -> tuple[Tensor, Tensor]:
+        """Depthwise causal conv + SiLU over time. xbc: (B, L, conv_dim); conv_state: (B, conv_dim, d_conv-1)
+        inputs preceding xbc (zeros when None). Returns ((B, L, conv_dim), new conv state)."""
+        k = self.d_conv - 1
+        xt = xbc.transpose(1, 2)  # (B, conv_dim, L)
+        prefix = xt.new_zeros(xt.shape[0], self.conv_dim, k) if conv_state is None else conv_state.to(xt.dtype)
+        xin = torch.cat([prefix, xt], dim=-1).contiguous()  # (B, conv_dim, k + L)
+        new_state = xin[..., xin.shape[-1] - k :]
+        weight = self.conv1d.weight  # (conv_dim, 1, d_conv)
+        if kernels is not None and kernels.causal_conv1d is not None and 2 <= self.d_conv <= 4:
+            w = weight.squeeze(1).to(xin.dtype)
+            bias = None if self.conv1d.bias is None else self.conv1d.bias.to(xin.dtype)
+            out = kernels.causal_conv1d(xin, w, bias, activation="silu")[..., k:]
+        else:
+            # The prefix replaces the conv's own zero padding, so no padding here.
+            out = F.silu(F.conv1d(xin, weight, self.conv1d.bias, groups=self.conv_dim))
+        return out.transpose(1, 2), new_state
+
+    def _scan(
+        self,
+        x: Tensor,
+        dt_raw: Tensor,
+        b: Tensor,
+        c: Tensor,
+        initial: Tensor | None,
+        kernels: MambaKernels | None,
+    ) -> tuple[Tensor, Tensor]:
+        """SSM over (B, L, H, P) inputs; returns y (B, L, H, P) and the final state (B, H, P, N)."""
+        f = scan_dtype(x.dtype)
+        a = -torch.exp(self.A_log.to(f))
+        if kernels is not None:
+            return _kernel_chunk_scan(kernels, x, dt_raw, a, b, c, self.D, self.dt_bias, self.chunk_size, initial)
+        dt = F.softplus(dt_raw.to(f) + self.dt_bias.to(f))
+        return ssd_chunked_scan(x, dt, a, b, c, self.D, self.chunk_size, initial)
+
+    # --- forward -----------------------------------------------------------------------------------------
+    @overload
+    def forward(self, x: Tensor, state: Mamba2State | None = ..., return_state: Literal[False] = ...) -> Tensor: ...
+
+    @overload
+    def forward(
+        self, x: Tensor, state: Mamba2State | None = ..., *, return_state: Literal[True]
+    ) -> tuple[Tensor, Mamba2State]: ...
+
+    @overload
+    def forward(
+        self, x: Tensor, state: Mamba2State | None, return_state: Literal[True]
+    ) -> tuple[Tensor, Mamba2State]: ...
+
+    def forward(
+        self, x: Tensor, state: Mamba2State | None = None, return_state: bool = False
+    ) -> Tensor | tuple[Tensor, Mamba2State]:
+        """x: (B, L, d_model) -> (B, L, d_model). With `state`, continues a stream from it; with
+        `return_state`, also returns the state after the last step (feed it to the next chunk's call)."""
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"Mamba2 expects (B, L, {self.d_model}) input, got {tuple(x.shape)}")
+        batch, length, _ = x.shape
+        kernels = self._kernels_for(x)
+        z, xbc, dt_raw = self._split_proj(self.in_proj(x))
+        xbc, conv_state = self._causal_conv(xbc, None if state is None else state.conv, kernels)
+        xh, b, c = self._split_xbc(xbc)
+        y, ssm_state = self._scan(xh, dt_raw, b, c, None if state is None else state.ssm, kernels)
+        out = self.out_proj(self.norm(y.reshape(batch, length, self.d_inner), z))
+        if return_state:
+            return out, Mamba2State(conv=conv_state, ssm=ssm_state)
+        return out
+
+    def step(self, x_t: Tensor, state: Mamba2State) -> tuple[Tensor, Mamba2State]:
+        """One time step by the plain recurrence. x_t: (B, d_model) -> (B, d_model), new state."""
+        f = state.ssm.dtype
+        z, xbc, dt_raw = self._split_proj(self.in_proj(x_t))
+        window = torch.cat([state.conv.to(xbc.dtype), xbc.unsqueeze(-1)], dim=-1)  # (B, conv_dim, d_conv)
+        conv = (window * self.conv1d.weight.squeeze(1)).sum(-1)
+        if self.conv1d.bias is not None:
+            conv = conv + self.conv1d.bias
+        xh, b, c = self._split_xbc(F.silu(conv))
+        xh, b, c = xh.to(f), b.to(f), c.to(f)
+        heads_per_group = self.nheads // self.ngroups
+        b = b.repeat_interleave(heads_per_group, dim=1)  # (B, H, N)
+        c = c.repeat_interleave(heads_per_group, dim=1)
+        dt = F.softplus(dt_raw.to(f) + self.dt_bias.to(f))  # (B, H)
+        decay = torch.exp(dt * -torch.exp(self.A_log.to(f)))
+        h = decay[..., None, None] * state.ssm + (dt[..., None] * xh).unsqueeze(-1) * b.unsqueeze(-2)
+        y = (h @ c.unsqueeze(-1)).squeeze(-1) + self.D.to(f)[:, None] * xh  # (B, H, P)
+        out = self.out_proj(self.norm(y.reshape(y.shape[0], self.d_inner).to(x_t.dtype), z))
+        return out, Mamba2State(conv=window[..., 1:], ssm=h)
+
+
+def _kernel_chunk_scan(
+    kernels: MambaKernels,
+    x: Tensor,
+    dt_raw: Tensor,
+    a: Tensor,
+    b: Tensor,
+    c: Tensor,
+    d: Tensor,
+    dt_bias: Tensor,
+    chunk_size: int,
+    initial: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    """mamba_ssm's fused SSD scan with the same parameters: softplus(dt + dt_bias) and the D skip happen
+    inside the kernel. x: (B, L, H, P); dt_raw: (B, L, H); b, c: (B, L, G, N); initial: (B, H, P, N)."""
+    y, final = kernels.chunk_scan(
+        x,
+        dt_raw,
+        a,
+        b,
+        c,
+        chunk_size=chunk_size,
+        D=d,
+        z=None,
+        dt_bias=dt_bias,
+        initial_states=None if initial is None else initial.float(),
+        dt_softplus=True,
+        return_final_states=True,
+    )
+    return y, final.float()
+
+
+class BiMamba2(nn.Module):
+    """Bidirectional Mamba2 block: `x + M_fwd(n(x)) + flip(M_rev(flip(n(x))))`, n = RMSNorm or LayerNorm.
+
+    Two Mamba2 layers with separate parameters: one reads the sequence forward, the other reads it reversed
+    (its output is flipped back, so position t sees t..L-1). The two are summed rather than concatenated and
+    projected: each direction already ends in its own out_proj, so the sum is exactly a linear map over the
+    concatenation of the two inner representations; an extra Linear(2D, D) would compose two linear maps
+    into one more matmul and 2*D*D parameters without adding expressiveness.
+    x: (B, L, d_model) -> (B, L, d_model). mamba_kwargs go to both Mamba2 layers.
+    """
+
+    def __init__(self, d_model: int, norm: Literal["rms", "layer"] = "rms", **mamba_kwargs: Any) -> None:
+        super().__init__()
+        if norm == "rms":
+            self.norm: nn.Module = nn.RMSNorm(d_model, eps=1e-5)
+        elif norm == "layer":
+            self.norm = nn.LayerNorm(d_model)
+        else:
+            raise ValueError(f"BiMamba2: norm must be 'rms' or 'layer', got {norm!r}")
+        self.mamba_forward = Mamba2(d_model, **mamba_kwargs)
+        self.mamba_reverse = Mamba2(d_model, **mamba_kwargs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.norm(x)
+        return x + self.mamba_forward(h) + self.mamba_reverse(h.flip(1)).flip(1)
