@@ -98,6 +98,9 @@ _TUSZ_STEM = re.compile(r"^(?P<patient>[a-z]{8})_(?P<session>s\d{3})_(?P<token>t
 _TUSZ_MONTAGE = re.compile(r"^\d{2}_tcp_[a-z_]+$")
 _ELECTRODE_LIKE = re.compile(r"^[A-Z]{1,3}(\d{1,2}|Z)$")  # FP1, F7, FT9, CZ: halves of a bipolar label
 _PLAIN_SUFFIXES = ("", "REF", "LE")  # TUSZ's referential suffixes: preferred over -AVG, -A1, ...
+#: Stored int16 samples (all signals) read per block by :meth:`EdfSource.read`: ~0.5 MB keeps temporaries
+#: cache-friendly and memory bounded however long the requested range is.
+READ_BLOCK_SAMPLES = 1 << 18
 _RESAMPLE_HALF_TAPS = 10  # scipy.signal.resample_poly's default filter half-length, per max(up, down)
 
 
@@ -169,7 +172,7 @@ class _SignalGroup:
     rows: np.ndarray  # (k,) rows of the present-channel block
     offsets: np.ndarray  # (k,) sample offset of each signal inside a data record
     samples_per_record: int
-    scale: np.ndarray  # (k, 1) float32 µV per digital unit
+    scale: np.ndarray  # (k,) float32 µV per digital unit
     shift: np.ndarray  # (k, 1) float32 µV at digital 0
     up: int
     down: int
@@ -301,7 +304,7 @@ class EdfSource:
                     rows=rows,
                     offsets=offsets[[indices[r] for r in rows]],
                     samples_per_record=spr,
-                    scale=scale[rows, None].astype(np.float32),
+                    scale=scale[rows].astype(np.float32),
                     shift=shift[rows, None].astype(np.float32),
                     up=self._spr_max // ratio,
                     down=spr // ratio,
@@ -312,40 +315,48 @@ class EdfSource:
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples ``[start, stop)`` of every channel: ``(C, stop - start)`` float32 µV at ``sfreq``.
 
-        Reads only the data records that cover the range (plus a few for a resampled channel's filter);
+        Reads only the data records that cover the range (plus a few for a resampled channel's filter),
+        in blocks of about :data:`READ_BLOCK_SAMPLES` stored samples so the temporaries stay small;
         the result equals the same slice of the whole recording.
         """
         start, stop = int(start), int(stop)
         if not 0 <= start <= stop <= self.n_samples:
             raise ValueError(f"{self.path}: sample range [{start}, {stop}) is outside [0, {self.n_samples}]")
         out = np.empty((len(self.channel_names), stop - start), dtype=np.float32)
-        if stop == start:
-            return out
+        block = max(1, READ_BLOCK_SAMPLES // self.header.record_samples) * self._spr_max
+        for begin in range(start, stop, block):
+            end = min(begin + block, stop)
+            self._fill(out[:, begin - start : end - start], begin, end)
+        return out
+
+    def _fill(self, out: np.ndarray, start: int, stop: int) -> None:
+        """Write output samples ``[start, stop)`` into ``out`` ``(C, stop - start)`` float32 µV."""
         spans = [self._input_span(group, start, stop) for group in self._groups]
         first = min(lo // g.samples_per_record for g, (lo, _) in zip(self._groups, spans, strict=True))
         last = max(-(-hi // g.samples_per_record) for g, (_, hi) in zip(self._groups, spans, strict=True))
         records = self._read_records(first, last)  # (n_records, record_samples) int16
 
-        present = out if len(self._missing_rows) == 0 else np.empty((len(self._present_rows), stop - start), np.float32)
+        no_missing = len(self._missing_rows) == 0
+        present = out if no_missing else np.empty((len(self._present_rows), stop - start), np.float32)
         for group, (lo, hi) in zip(self._groups, spans, strict=True):
             spr = group.samples_per_record
-            # (records, k, spr) -> (k, records * spr): each channel's samples in time order
-            picked = records[:, group.offsets[:, None] + np.arange(spr)]
-            values = np.empty((len(group.rows), picked.shape[0] * spr), dtype=np.float32)
-            values.reshape(len(group.rows), picked.shape[0], spr)[...] = picked.transpose(1, 0, 2)
-            values = values[:, lo - first * spr : hi - first * spr]
-            values *= group.scale
+            r_lo, r_hi = lo // spr - first, -(-hi // spr) - first
+            values = np.empty((len(group.rows), (r_hi - r_lo) * spr), dtype=np.float32)
+            for i, offset in enumerate(group.offsets):
+                # one channel's (records, spr) block, cast and scaled in one pass, lands in time order
+                source = records[r_lo:r_hi, offset : offset + spr]
+                np.multiply(source, group.scale[i], out=values[i].reshape(-1, spr), casting="unsafe")
             values += group.shift
+            values = values[:, lo - (first + r_lo) * spr : hi - (first + r_lo) * spr]
             if group.up != group.down:
                 resampled = resample_poly(values.astype(np.float64), group.up, group.down, axis=1)
                 skip = start - lo * group.up // group.down
-                values = resampled[:, skip : skip + stop - start].astype(np.float32)
+                values = resampled[:, skip : skip + stop - start]
             present[group.rows] = values
-        if present is not out:
+        if not no_missing:
             out[self._present_rows] = present
             assert self._weights is not None
             out[self._missing_rows] = self._weights @ present
-        return out
 
     def _input_span(self, group: _SignalGroup, start: int, stop: int) -> tuple[int, int]:
         """Stored samples ``[lo, hi)`` of ``group`` needed for output samples ``[start, stop)``.
