@@ -269,6 +269,29 @@ def test_bad_record_duration_cannot_be_inferred(tusz_copy: Path) -> None:
         read_edf(tusz_copy)
 
 
+def test_bad_scale_fatal_only_for_a_used_channel(tmp_path: Path) -> None:
+    labels = [*TUSZ_REF_LABELS, "EEG EKG1-REF"]
+    physical_min = 256 + len(labels) * (16 + 80 + 8)  # the physical-min fields of all signals
+    path = tmp_path / "scale.edf"
+    write_edf(path, labels, seconds=2)
+    patch(path, physical_min + 8 * labels.index("EEG EKG1-REF"), b"abc     ")  # ignored channel: fine
+    assert read_edf(path).data.shape == (19, 500)
+    patch(path, physical_min + 8 * labels.index("EEG C3-REF"), b"abc     ")
+    with pytest.raises(EdfReadError, match=r"'EEG C3-REF' has an unusable physical/digital range"):
+        read_edf(path)
+    samples_per_record = 256 + len(labels) * (16 + 80 + 8 * 5 + 80)
+    patch(path, samples_per_record + 8 * labels.index("EEG EKG1-REF"), b"x       ")
+    with pytest.raises(EdfReadError, match="samples-per-record"):
+        read_edf(path)
+
+
+def test_discontinuous_edf_plus_is_noted(tusz_copy: Path) -> None:
+    patch(tusz_copy, 192, b"EDF+D")
+    with pytest.warns(EdfRepairWarning, match="EDF\\+D"):
+        rec = read_edf(tusz_copy)
+    assert any("discontinuous" in line for line in rec.meta.warnings) and rec.meta.repairs == []
+
+
 @pytest.mark.parametrize("content", [b"", b"hello, this is not EEG\n" * 40, b"\xffBIOSEMI" + b"\x00" * 300])
 def test_not_an_edf(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "notes.edf"

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -278,6 +278,12 @@ class EdfSource:
                     "re-export the recording with a valid EDF writer",
                 )
             assert pmin is not None and pmax is not None and dmin is not None and dmax is not None
+            if signal.samples_per_record == 0:
+                raise EdfReadError(
+                    self.path,
+                    f"signal {signal.label!r} has 0 samples per data record",
+                    "re-export the recording with a valid EDF writer",
+                )
             unit = _unit_factor(signal.physical_dimension)
             if unit is None:
                 assumed_units.setdefault(signal.physical_dimension, []).append(self.channel_names[row])
@@ -439,16 +445,21 @@ def read_edf(
         )
 
 
-def read_many(paths: Iterable[str | Path], **options: Any) -> tuple[list[EegRecording], list[EdfReadError]]:
+def read_many(
+    paths: Iterable[str | Path],
+    *,
+    channels: Sequence[str] = CANONICAL_19,
+    reconstruct_missing: Iterable[str] = ("Fz", "Pz"),
+) -> tuple[list[EegRecording], list[EdfReadError]]:
     """Read every file in ``paths``; a file that cannot be used is reported, the others are still read.
 
-    Returns ``(recordings, errors)`` in input order; ``options`` go to :func:`read_edf`.
+    Returns ``(recordings, errors)``, each in input order; options as for :func:`read_edf`.
     """
     recordings: list[EegRecording] = []
     errors: list[EdfReadError] = []
     for path in paths:
         try:
-            recordings.append(read_edf(path, **options))
+            recordings.append(read_edf(path, channels=channels, reconstruct_missing=tuple(reconstruct_missing)))
         except EdfReadError as exc:
             errors.append(exc)
     return recordings, errors

@@ -42,6 +42,7 @@ _SIGNAL_FIELDS: tuple[tuple[str, int], ...] = (
     ("reserved", 32),
 )
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_NON_PRINTABLE = re.compile(rb"[^\x20-\x7e]")
 _EDFPLUS_STARTDATE = re.compile(r"^Startdate\s+(\d{1,2})-([A-Za-z]{3})-(\d{4})\b")
 
 
@@ -129,7 +130,7 @@ class _FieldReader:
         if b"\x00" in chunk:
             self.nul_padded.append(name)
             chunk = chunk.replace(b"\x00", b" ")
-        if any(b > 0x7E or (b < 0x20) for b in chunk):
+        if _NON_PRINTABLE.search(chunk):
             self.non_ascii.append(name)
             try:
                 decoded = chunk.decode("utf-8")
