@@ -351,6 +351,8 @@ def test_missing_fz_pz_reconstructed_from_neighbours(tmp_path: Path) -> None:
 
     with pytest.raises(EdfReadError, match="missing EEG channel"):
         read_quietly(path, reconstruct_missing=())
+    with pytest.raises(EdfReadError, match="cannot be interpolated from only 1 channel"):
+        read_edf(path, channels=("Fz", "Cz"))
 
 
 def test_interpolation_weights_match_mne_spline() -> None:

@@ -101,7 +101,8 @@ _PLAIN_SUFFIXES = ("", "REF", "LE")  # TUSZ's referential suffixes: preferred ov
 #: Stored int16 samples (all signals) read per block by :meth:`EdfSource.read`: ~0.5 MB keeps temporaries
 #: cache-friendly and memory bounded however long the requested range is.
 READ_BLOCK_SAMPLES = 1 << 18
-_RESAMPLE_HALF_TAPS = 10  # scipy.signal.resample_poly's default filter half-length, per max(up, down)
+_RESAMPLE_HALF_TAPS = 10
+_MIN_INTERPOLATION_SOURCES = 4  # scipy.signal.resample_poly's default filter half-length, per max(up, down)
 
 
 @dataclass
@@ -216,6 +217,13 @@ class EdfSource:
             )
         self.reconstructed: tuple[str, ...] = tuple(missing)
         present = [name for name in self.channel_names if name in chosen]
+        if missing and len(present) < _MIN_INTERPOLATION_SOURCES:
+            raise EdfReadError(
+                self.path,
+                f"missing EEG channel(s) {', '.join(missing)} cannot be interpolated from only "
+                f"{len(present)} channel(s)",
+                f"request at least {_MIN_INTERPOLATION_SOURCES} channels that the file has",
+            )
         self.source_labels: tuple[str | None, ...] = tuple(
             header.labels[chosen[name]] if name in chosen else None for name in self.channel_names
         )
@@ -552,7 +560,7 @@ def interpolation_weights(present: tuple[str, ...], missing: tuple[str, ...]) ->
     unknown = [name for name in (*present, *missing) if name not in ELECTRODE_POSITIONS_MM]
     if unknown:
         raise ValueError(f"no 10-20 position for channel(s) {', '.join(unknown)}")
-    if len(present) < 4:
+    if len(present) < _MIN_INTERPOLATION_SOURCES:
         raise ValueError(f"interpolating {', '.join(missing)} needs at least 4 channels, got {len(present)}")
     unit_from = _unit_sphere_positions(present)
     unit_to = _unit_sphere_positions(missing)
