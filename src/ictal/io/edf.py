@@ -21,7 +21,9 @@ Fz/Pz reconstruction; ``read_edf`` is exactly ``open_edf(...).read(0, n_samples)
 What the reader does, in order:
 
 - parses and repairs the fixed-size header in memory (:mod:`ictal.io.edf_header`; the file is never
-  modified), then reads only the data records a request needs, straight from disk with numpy;
+  modified), then reads only the data records a request needs, straight from disk with numpy (one path
+  for whole and chunked reads and for repaired headers, which edfio rejects; the tests check the values
+  against edfio's);
 - maps raw labels (``EEG FP1-REF``, ``EEG FP1-LE``, ``Fp1``, ``T7``) to canonical names with
   :func:`ictal.io.channels.clean_label`, ignoring non-EEG signals; when two labels give the same channel
   the plainest one (exact, ``-REF`` or ``-LE``, not a 10-10 synonym) wins, first in the file on a tie;
