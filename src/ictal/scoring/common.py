@@ -9,6 +9,11 @@ timeline that alternates ``bckg`` and ``seiz`` events and covers ``[0, duration]
 All files of a list are held together in one :class:`NedcEvents`, their events concatenated on one global time
 axis (file ``f`` starts at ``offsets[f]``, files kept at least 1 s apart), so OVLP and EPOCH are one
 ``np.searchsorted`` over the whole list rather than a Python loop per file or per event.
+
+Where this differs from the reference tool (identical on well-formed TUSZ files, whose times have 4 decimals
+and whose rows do not overlap): it keeps digits beyond the 4th in event times (only its gap filling rounds);
+it leaves overlapping rows unmerged, with a negative-length ``bckg`` filler between them (``scoring.md`` asks
+for one merged event, which is what this does); and it stops on any label outside its map (here mapped).
 """
 
 from __future__ import annotations
@@ -118,8 +123,7 @@ class NedcEvents:
         file = np.asarray(file, dtype=np.int64)
         start = np.maximum(_ticks(start), 0)
         stop = np.minimum(_ticks(stop), dur[file])
-        # Zero-length events carry no time and would divide by zero in TAES; the reference tool never sees them
-        # in TUSZ references.
+        # Zero-length events carry no time (and would make TAES divide by zero): dropped.
         keep = stop > start
         seiz = _merge_touching(start[keep], stop[keep], file[keep])
         bckg = _complement(*seiz, dur)
