@@ -11,7 +11,7 @@ axis (file ``f`` starts at ``offsets[f]``, files kept at least 1 s apart), so OV
 ``np.searchsorted`` over the whole list rather than a Python loop per file or per event.
 
 Where this differs from the reference tool (identical on well-formed TUSZ files, whose times have 4 decimals
-and whose rows do not overlap): it keeps digits beyond the 4th in event times (only its gap filling rounds);
+and whose rows do not overlap): the tool keeps digits beyond the 4th in event times (only its gap filling rounds);
 it leaves overlapping rows unmerged, with a negative-length ``bckg`` filler between them (``scoring.md`` asks
 for one merged event, which is what this does); and it stops on any label outside its map (here mapped).
 """
