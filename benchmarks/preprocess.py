@@ -40,8 +40,10 @@ def write_test_edf(path: Path, seconds: int, seed: int = 0) -> None:
     signals = []
     for name in CANONICAL_19 + EXTRA:
         x = rng.standard_normal(t.size) * 20 + 15 * np.sin(2 * np.pi * 10 * t)
-        signals.append(edfio.EdfSignal(x, sampling_frequency=FS, label=f"EEG {name.upper()}-REF", physical_dimension="uV",
-                                       physical_range=(-1000, 1000)))  # fmt: skip
+        label = f"EEG {name.upper()}-REF"
+        signals.append(
+            edfio.EdfSignal(x, sampling_frequency=FS, label=label, physical_dimension="uV", physical_range=(-1e3, 1e3))
+        )
     edfio.Edf(signals).write(path)
 
 
