@@ -70,3 +70,13 @@ def test_validate_cli_unknown_key_and_bad_yaml(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "not valid YAML" in result.output
     result = runner.invoke(app, ["validate", str(tmp_path / "absent.yaml")])
     assert result.exit_code == 1 and "file not found" in result.output
+
+
+def test_post_and_szcore_sections() -> None:
+    cfg = config_from_dict({"post": {"tau_on": 0.9, "tau_off": 0.8}, "szcore": {"merge_s": 60}})
+    assert cfg.post.tau_on == 0.9 and cfg.szcore.merge_s == 60
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"post": {"tau_on": 0.5, "tau_off": 0.7}})
+    assert "tau_off" in info.value.problems[0] and "tau_on" in info.value.problems[0]
+    with pytest.raises(ConfigError, match="post.min_duraton_s: unknown key"):
+        config_from_dict({"post": {"min_duraton_s": 3}})

@@ -17,12 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ictal.data.config import DataConfig
 from ictal.errors import ConfigError
+from ictal.post.config import PostConfig
+from ictal.scoring.szcore import SzcoreConfig
 from ictal.signal.preprocess import PreprocessConfig
 from ictal.train.config import TrainingConfig
 
 
 class IctalConfig(BaseModel):
-    """The whole configuration. Sections: ``data``, ``preprocess``, ``training``."""
+    """The whole configuration. Sections: ``data``, ``preprocess``, ``training``, ``post``, ``szcore``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -31,6 +33,10 @@ class IctalConfig(BaseModel):
     data: DataConfig = Field(default_factory=DataConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    #: Stitching and post-processing of probability traces into events.
+    post: PostConfig = Field(default_factory=PostConfig)
+    #: SzCORE (EpilepsyBench) event scoring parameters.
+    szcore: SzcoreConfig = Field(default_factory=SzcoreConfig)
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
@@ -122,7 +128,7 @@ def check_config_paths(cfg: IctalConfig) -> list[str]:
 
 def config_summary(cfg: IctalConfig) -> list[tuple[str, str]]:
     """(key, value) rows for a short human summary of the most consulted settings."""
-    p, d, t = cfg.preprocess, cfg.data, cfg.training
+    p, d, t, post = cfg.preprocess, cfg.data, cfg.training, cfg.post
     band = f"{p.highpass_hz}-{p.lowpass_hz} Hz order {p.filter_order}"
     return [
         ("name", cfg.name),
@@ -133,4 +139,5 @@ def config_summary(cfg: IctalConfig) -> list[tuple[str, str]]:
         ("data.use_balanced_sampling", str(d.use_balanced_sampling)),
         ("preprocess", f"{p.target_sfreq:g} Hz, band-pass {band}, notch {p.notch_hz}, clip {p.clip_sigma}"),
         ("training", f"batch {t.batch_size}, lr {t.learning_rate:g}, precision {t.mixed_precision}"),
+        ("post", f"hysteresis {post.tau_on}/{post.tau_off}, events {post.min_duration_s:g}-{post.max_duration_s:g} s"),
     ]
