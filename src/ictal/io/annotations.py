@@ -22,9 +22,7 @@ import numpy as np
 from ictal.errors import AnnotationError
 
 #: Seizure labels of TUSZ v2.0.3; every other label (bckg, artifacts) is not seizure.
-SEIZURE_LABELS: frozenset[str] = frozenset(
-    {"seiz", "gnsz", "fnsz", "cpsz", "absz", "spsz", "tcsz", "tnsz", "mysz"}
-)
+SEIZURE_LABELS: frozenset[str] = frozenset({"seiz", "gnsz", "fnsz", "cpsz", "absz", "spsz", "tcsz", "tnsz", "mysz"})
 
 COLUMNS = "channel,start_time,stop_time,label,confidence"
 
@@ -123,9 +121,7 @@ def read_annotations(path: str | Path, duration: float | None = None) -> Annotat
             raise AnnotationError(path, f"expected the column line {COLUMNS!r}, found {line!r}", lineno)
         parts = [p.strip() for p in line.split(",")]
         if len(parts) not in (4, 5):
-            raise AnnotationError(
-                path, f"expected 5 comma-separated fields, found {len(parts)}: {line!r}", lineno
-            )
+            raise AnnotationError(path, f"expected 5 comma-separated fields, found {len(parts)}: {line!r}", lineno)
         start = _parse_float(parts[1], "start_time", path, lineno)
         stop = _parse_float(parts[2], "stop_time", path, lineno)
         if stop < start:
