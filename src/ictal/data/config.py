@@ -31,6 +31,11 @@ class DataConfig:
     full_ratio: Annotated[float, Field(ge=0)] = 0.3
     background_ratio: Annotated[float, Field(ge=0)] = 2.5
     num_workers: Annotated[int, Field(ge=0)] = 0
+    #: Stored sample type of the cache: float16 halves its size (z-units clipped to +-10 keep ~3 significant
+    #: digits); windows are always returned as float32.
+    cache_dtype: Literal["float32", "float16"] = "float32"
+    #: Seed of the window sampler (background redrawn every epoch from (seed, epoch)).
+    seed: int = 0
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -38,10 +43,15 @@ class DataConfig:
             raise ValueError(
                 f"stride_s={self.stride_s} is longer than window_s={self.window_s}: windows would skip data"
             )
+        for key in ("window_s", "stride_s"):
+            frames = getattr(self, key) * 16
+            if abs(frames - round(frames)) > 1e-9:
+                raise ValueError(
+                    f"{key}={getattr(self, key)} is not a whole number of 16 Hz frames (a multiple of 1/16 s); "
+                    "labels and model outputs are per frame"
+                )
         if self.data_dir is not None and self.cache_dir is not None:
             d, c = Path(self.data_dir).resolve(), Path(self.cache_dir).resolve()
             if c == d or d in c.parents:
-                raise ValueError(
-                    f"cache_dir {self.cache_dir} is inside data_dir {self.data_dir}: keep the cache apart"
-                )
+                raise ValueError(f"cache_dir {self.cache_dir} is inside data_dir {self.data_dir}: keep the cache apart")
         return self
