@@ -5,6 +5,12 @@ Samples at ``t = 0.125 + k * 0.25`` s for ``t <= duration``; the label at ``t`` 
 class: SEIZ targets are reference-seizure epochs, hits both-seizure epochs, misses reference-seizure /
 hypothesis-background epochs, false alarms reference-background / hypothesis-seizure epochs; BCKG has no
 false alarms. The false-alarm rate is false-alarm epochs x 0.25 s / duration x 86400: seconds per day.
+
+The samples are counted, not drawn: the timeline alternates background and seizure and a boundary sample goes
+to the earlier event, so a seizure ``(start, stop]`` holds exactly the samples ``start < t <= stop``, and the
+number of samples up to a time is a floor division. In integer ticks of 1e-4 s (where sample times are exact,
+1,250 + 2,500 k) every count is exact, and the cost is per event, not per 0.25 s of recording. Samples that are
+seizure in both timelines are counted through the union of the two: ``both = ref + hyp - union``.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ import numpy as np
 
 from ictal.io.annotations import Annotation
 from ictal.scoring.common import (
-    SEIZ,
+    TICKS_PER_SECOND,
     IntervalList,
+    Intervals,
     NedcEvents,
     NedcResult,
     PerFileCounts,
+    _merge_touching,
     build_result,
     check_same_durations,
     events_from_intervals,
@@ -28,54 +36,49 @@ from ictal.scoring.common import (
 
 #: Epoch length in seconds (NEDC v6 parameter file); samples sit at the centre of each epoch.
 EPOCH_S = 0.25
+_EPOCH_TICKS = round(EPOCH_S * TICKS_PER_SECOND)
+_HALF_TICKS = _EPOCH_TICKS // 2
 
 
-def epoch_times(durations: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sample times on the global axis and their file index, both shape ``(sum of epochs per file,)``.
-
-    Local times are computed first and the file offset added last, as for event times, so a sample that
-    falls exactly on an event boundary compares equal to it.
-    """
-    half = EPOCH_S / 2.0
-    n = np.floor((durations - half) / EPOCH_S).astype(np.int64) + 1
-    n = np.maximum(n, 0)
-    # Guard the float division at the last sample: keep exactly the k with half + k * EPOCH_S <= duration.
-    n -= (n > 0) & (half + (n - 1) * EPOCH_S > durations)
-    n += half + n * EPOCH_S <= durations
-    file = np.repeat(np.arange(durations.size, dtype=np.int64), n)
-    first = np.concatenate(([0], np.cumsum(n)[:-1])) if n.size else np.zeros(0, dtype=np.int64)
-    k = np.arange(file.size, dtype=np.int64) - first[file]
-    return (half + k * EPOCH_S) + offsets[file], file
+def samples_up_to(ticks: np.ndarray) -> np.ndarray:
+    """Number of sample times ``0.125 + k * 0.25`` s (``k >= 0``) that are ``<= t``, for ``t`` in ticks (int64)."""
+    return np.maximum((np.asarray(ticks, dtype=np.int64) - _HALF_TICKS) // _EPOCH_TICKS + 1, 0)
 
 
-def seizure_at(times: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """Whether each time lies in a seizure ``(start, stop]``, shape ``times.shape``.
+def epoch_count(durations: np.ndarray) -> np.ndarray:
+    """Number of epoch samples of each file (``t <= duration``), from durations in seconds, shape ``(F,)``."""
+    return samples_up_to(_to_ticks(durations))
 
-    The timeline alternates background and seizure and a sample on a boundary takes the earlier event, so a
-    time is seizure iff the first seizure with ``stop >= t`` starts before ``t``.
-    """
-    idx = np.searchsorted(stop, times, side="left")
-    inside = idx < start.size
-    out = np.zeros(times.shape, dtype=bool)
-    out[inside] = start[idx[inside]] < times[inside]
-    return out
+
+def _to_ticks(seconds: np.ndarray) -> np.ndarray:
+    # Event times are ticks / 1e4 (common step), so this round trip is exact.
+    return np.rint(np.asarray(seconds, dtype=np.float64) * TICKS_PER_SECOND).astype(np.int64)
+
+
+def _seizure_samples(start: np.ndarray, stop: np.ndarray, file: np.ndarray, n_files: int) -> np.ndarray:
+    """Per-file number of samples inside seizures ``(start, stop]`` (ticks, disjoint within a file), ``(F,)``."""
+    inside = samples_up_to(stop) - samples_up_to(start)
+    return np.bincount(file, weights=inside.astype(np.float64), minlength=n_files)
 
 
 def epoch_counts(ref: NedcEvents, hyp: NedcEvents) -> PerFileCounts:
     """Per-file EPOCH counts of both labels, in epochs (columns targets, hits, misses, false alarms)."""
-    times, file = epoch_times(ref.durations, ref.offsets)
-    ref_seiz = seizure_at(times, *ref.global_times(SEIZ))
-    hyp_seiz = seizure_at(times, *hyp.global_times(SEIZ))
     n = ref.n_files
 
-    def per_file(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(file, weights=mask.astype(np.float64), minlength=n)
+    def ticks(iv: Intervals) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _to_ticks(iv.start), _to_ticks(iv.stop), iv.file
 
-    both = per_file(ref_seiz & hyp_seiz)
-    missed = per_file(ref_seiz & ~hyp_seiz)
-    inserted = per_file(~ref_seiz & hyp_seiz)
-    neither = per_file(~ref_seiz & ~hyp_seiz)
-    seiz = np.stack([both + missed, both, missed, inserted], axis=1)
+    ref_t, hyp_t = ticks(ref.seiz), ticks(hyp.seiz)
+    ref_seiz = _seizure_samples(*ref_t, n)
+    hyp_seiz = _seizure_samples(*hyp_t, n)
+    # Seizure in either timeline: the union of both event sets (overlapping or touching ones merged).
+    union = _merge_touching(*(np.concatenate((a, b)) for a, b in zip(ref_t, hyp_t, strict=True)))
+    either = _seizure_samples(*union, n)
+    both = ref_seiz + hyp_seiz - either
+    missed = ref_seiz - both
+    inserted = hyp_seiz - both
+    neither = epoch_count(ref.durations) - either
+    seiz = np.stack([ref_seiz, both, missed, inserted], axis=1)
     bckg = np.stack([neither + inserted, neither, inserted, np.zeros(n)], axis=1)
     return PerFileCounts(seiz=seiz, bckg=bckg)
 
