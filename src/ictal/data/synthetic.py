@@ -504,7 +504,7 @@ def _file_to_json(f: SyntheticFile) -> dict[str, Any]:
         "missing": list(f.missing),
         "quirks": list(f.quirks),
         "seizures": [asdict(s) for s in f.seizures],
-        "artifacts": [[a.kind, round(a.start, 4), round(a.stop, 4), list(a.channels)] for a in f.artifacts],
+        "artifacts": [[a.kind, a.start, a.stop, list(a.channels)] for a in f.artifacts],
     }
 
 
