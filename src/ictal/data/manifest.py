@@ -271,5 +271,6 @@ def scan_cache(
     data_dir: str | Path | None = None,
 ) -> list[SplitScan]:
     """:func:`scan_split` over ``splits`` (default: every split folder in the cache)."""
+    read_cache_info(cache_dir)  # not a cache: say so before looking for split folders
     names = list(splits) if splits else cached_splits(cache_dir)
     return [scan_split(cache_dir, s, window_s=window_s, stride_s=stride_s, data_dir=data_dir) for s in names]
