@@ -1,0 +1,56 @@
+"""``ictal model-info CONFIG_OR_PRESET``: parameters and MACs per component, and the active Mamba path."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ictal.errors import ConfigError
+
+
+def model_info(
+    config: str = typer.Argument(..., help="preset name (tiny, base) or YAML config with a 'model:' section"),
+    window_s: float = typer.Option(60.0, "--window-s", help="window length in seconds for the MAC count"),
+    device: str = typer.Option("cpu", "--device", help="torch device to build the model on (cpu, cuda)"),
+) -> None:
+    """Print the V3 model's parameters and MACs per window for each component, and which Mamba path runs."""
+    import torch
+
+    from ictal.models.info import macs_per_window, parameter_counts
+    from ictal.models.mamba2 import mamba_backend
+    from ictal.models.v3 import V3Detector, load_v3_config
+
+    try:
+        cfg = load_v3_config(config)
+    except ConfigError as exc:
+        typer.echo(f"{exc.source}: {len(exc.problems)} problem(s)", err=True)
+        for line in exc.problems:
+            typer.echo(f"  {line}", err=True)
+        raise typer.Exit(1) from None
+    n_samples = int(round(window_s * 256 / V3Detector.frame_stride)) * V3Detector.frame_stride
+    if n_samples <= 0:
+        typer.echo(f"--window-s: got {window_s}; give a positive length in seconds", err=True)
+        raise typer.Exit(1)
+    torch.manual_seed(0)
+    model = V3Detector(cfg).to(device)
+    params = parameter_counts(model)
+    macs = macs_per_window(model, torch.randn(1, 19, n_samples, device=device))
+
+    table = Table(title=f"V3 model ({cfg.preset or 'custom'}): {n_samples // 256} s window, {n_samples // 16} frames")
+    table.add_column("component")
+    table.add_column("parameters", justify="right")
+    table.add_column("MMACs / window", justify="right")
+    for name in [*params.keys()]:
+        table.add_row(name, f"{params[name]:,}", f"{macs.get(name, 0) / 1e6:,.1f}")
+    console = Console()
+    console.print(table)
+    g = cfg.graph
+    pe = f"dynamic, every {g.semi_dynamic_interval} frames" if g.use_dynamic_pe else "static (10-20 montage)"
+    console.print(f"Laplacian PE: {pe}, k={g.pe_k}")
+    console.print(f"Mamba backend: {mamba_backend(model)} (device {device})")
+    console.print("MACs count matrix products and convolutions (torch.utils.flop_counter), not element-wise work.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("model-info")(model_info)

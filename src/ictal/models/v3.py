@@ -1,0 +1,411 @@
+"""The V3 seizure detector: TCN encoder, per-electrode bidirectional Mamba2, learned graph, SSGConv, head.
+
+Data flow for ``x``: ``(B, 19, T)`` z-scored EEG at 256 Hz (``T`` a multiple of 16, ``F = T / 16`` frames):
+
+    tcn          (B, 19, T)          -> (B, C, F)              multi-rate dilated TCN, ~6 s receptive field
+    projection   (B, C, F)           -> (B, F, 19, D)          per-electrode features, LayerNorm
+    node_stream  (B, F, 19, D)       -> (B, F, 19, D)          BiMamba2 over time per electrode
+    edge_stream  (B, F, 19, D)       -> (B, F, 171)            pair similarity -> BiMamba2 per pair -> sigmoid
+    adjacency    (B, F, 171)         -> (B, F, 19, 19)         top-k, threshold, symmetrise, identity fallback
+    graph_pe     (B, F, 19, 19)      -> (B, F, 19, k)          Laplacian eigenvectors (static or semi-dynamic)
+    graph        nodes, adj, pe      -> (B, F, 19, D)          SSGConv layers, dense batched 19x19 algebra
+    head         (B, F, 19, D)       -> (B, F)                 back to (B, W, F), then one logit per frame
+
+``forward(x, per_sample=True)`` upsamples the frame logits to ``(B, T)``. Stability comes from the design:
+LayerNorm at every stage boundary, edge weights bounded in (0, 1) by a sigmoid, graph degrees >= 1 by
+construction, eigendecompositions in float64 without gradient; nothing clamps activations.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from ictal.errors import ConfigError
+from ictal.models.debug import NonFiniteError, describe_non_finite, detect_non_finite, nan_debug_enabled
+from ictal.models.graph import (
+    N_NODES,
+    LaplacianPE,
+    LearnedAdjacency,
+    SSGConv,
+    gcn_propagation,
+    pair_similarity,
+)
+from ictal.models.mamba2 import BiMamba2
+from ictal.models.tcn import FRAME_STRIDE, TCNConfig, TCNEncoder
+
+PositiveInt = Annotated[int, pydantic.Field(ge=1)]
+
+
+@pydantic.with_config(pydantic.ConfigDict(extra="forbid"))
+@dataclass
+class NodeStreamConfig:
+    """Per-electrode bidirectional Mamba2 stack over time; ``d_model`` is also the electrode feature width."""
+
+    d_model: PositiveInt = 64
+    d_state: PositiveInt = 16
+    expand: PositiveInt = 2
+    headdim: PositiveInt = 8
+    n_layers: PositiveInt = 6
+    d_conv: PositiveInt = 4
+    #: SSD chunk length of the PyTorch scan: speed and memory only, never the result.
+    chunk_size: PositiveInt = 64
+    #: Run the Mamba stack on frames averaged in groups of this many (1 = every frame, the V3 design); its
+    #: output is repeated back to every frame and added to the full-rate features.
+    time_pool: PositiveInt = 1
+
+    def __post_init__(self) -> None:
+        if (self.expand * self.d_model) % self.headdim:
+            raise ValueError(f"expand * d_model ({self.expand * self.d_model}) must be a multiple of headdim "
+                             f"({self.headdim})")  # fmt: skip
+
+
+@pydantic.with_config(pydantic.ConfigDict(extra="forbid"))
+@dataclass
+class EdgeStreamConfig:
+    """Per-pair bidirectional Mamba2 over the time course of each electrode pair's similarity."""
+
+    similarity: Literal["cosine", "correlation"] = "cosine"
+    d_model: PositiveInt = 16
+    d_state: PositiveInt = 8
+    expand: PositiveInt = 2
+    headdim: PositiveInt = 8
+    n_layers: PositiveInt = 2
+    d_conv: PositiveInt = 4
+    chunk_size: PositiveInt = 64
+    #: Run the edge Mamba on similarities averaged over this many frames (1 = every frame); the edge weights
+    #: are repeated back to every frame.
+    time_pool: PositiveInt = 1
+
+    def __post_init__(self) -> None:
+        if (self.expand * self.d_model) % self.headdim:
+            raise ValueError(f"expand * d_model ({self.expand * self.d_model}) must be a multiple of headdim "
+                             f"({self.headdim})")  # fmt: skip
+
+
+@pydantic.with_config(pydantic.ConfigDict(extra="forbid"))
+@dataclass
+class GraphConfig:
+    """Learned adjacency, SSGConv layers and the Laplacian positional encoding."""
+
+    n_layers: PositiveInt = 2
+    #: SSGConv propagation steps K.
+    hops: PositiveInt = 2
+    #: SSGConv restart weight: the share of each node's own features kept.
+    alpha: Annotated[float, pydantic.Field(ge=0.0, le=1.0)] = 0.05
+    top_k: PositiveInt = 3
+    threshold: Annotated[float, pydantic.Field(ge=0.0)] = 1e-4
+    symmetrize: Literal["max", "mean"] = "max"
+    #: Laplacian eigenvectors used as positional encoding (the trivial one is dropped; at most 18 are non-zero).
+    pe_k: PositiveInt = 16
+    #: True: PE from the learned adjacency; False: from the 10-20 montage neighbour graph.
+    use_dynamic_pe: bool = True
+    #: Dynamic PE is recomputed at frames 0, N, 2N, ... and reused in between.
+    semi_dynamic_interval: PositiveInt = 16
+
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    # The V3 sizes of system.md are the dataclass defaults.
+    "base": {},
+    # Trains in minutes on 2 CPU cores: narrow layers, one Mamba layer per stream, sequence models at a
+    # reduced frame rate (the pure-PyTorch scan dominates CPU time).
+    "tiny": {
+        "tcn": {"widths": (8, 8, 16, 16, 32, 32, 32, 32)},
+        "node": {"d_model": 16, "d_state": 8, "n_layers": 1, "chunk_size": 16, "time_pool": 2},
+        "edge": {"d_model": 4, "d_state": 4, "headdim": 4, "n_layers": 1, "chunk_size": 16, "time_pool": 8},
+        "graph": {"n_layers": 1, "pe_k": 8, "semi_dynamic_interval": 32},
+        "head_width": 32,
+    },
+}
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@pydantic.with_config(pydantic.ConfigDict(extra="forbid"))
+@dataclass
+class V3Config:
+    """The ``model:`` config section. ``preset`` (``tiny`` / ``base``) fills every key not given explicitly."""
+
+    architecture: Literal["v3"] = "v3"
+    preset: Literal["tiny", "base"] | None = None
+    tcn: TCNConfig = field(default_factory=TCNConfig)
+    node: NodeStreamConfig = field(default_factory=NodeStreamConfig)
+    edge: EdgeStreamConfig = field(default_factory=EdgeStreamConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    #: Width of the head's frame features (the "back to (B, 512, 960)" step).
+    head_width: PositiveInt = 512
+    dropout: Annotated[float, pydantic.Field(ge=0.0, lt=1.0)] = 0.1
+    #: How frame logits become per-sample logits: linear interpolation or repetition.
+    upsample: Literal["linear", "repeat"] = "linear"
+    #: Raise at the first module with a non-finite output (``BGB_NAN_DEBUG`` overrides, read at run time).
+    debug_nan: bool = False
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        # Keys given next to ``preset`` override the preset's values, at any depth.
+        if isinstance(data, dict) and data.get("preset") in _PRESETS:
+            return _deep_merge(_PRESETS[data["preset"]], data)
+        return data
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> V3Config:
+        """The preset's config (``'tiny'`` or ``'base'``), with nested ``overrides`` applied on top."""
+        if name not in _PRESETS:
+            raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(_PRESETS)}")
+        return cls.from_mapping({**overrides, "preset": name})
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> V3Config:
+        """Validate a ``model:`` mapping (unknown keys rejected); raises ``pydantic.ValidationError``."""
+        return pydantic.TypeAdapter(cls).validate_python(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (for checkpoints and logs); ``from_mapping`` of it gives an equal config."""
+        return asdict(self)
+
+
+def _mamba_kwargs(cfg: NodeStreamConfig | EdgeStreamConfig) -> dict[str, Any]:
+    return {
+        "d_state": cfg.d_state,
+        "expand": cfg.expand,
+        "headdim": cfg.headdim,
+        "d_conv": cfg.d_conv,
+        "chunk_size": cfg.chunk_size,
+    }
+
+
+def _pool_time(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """``(N, L, C) -> (N, ceil(L / factor), C)``: mean over consecutive groups of ``factor`` steps."""
+    if factor == 1:
+        return x
+    return F.avg_pool1d(x.transpose(1, 2), factor, factor, ceil_mode=True).transpose(1, 2)
+
+
+def _unpool_time(x: torch.Tensor, factor: int, length: int) -> torch.Tensor:
+    """Inverse of ``_pool_time`` by repetition: ``(N, ceil(L / factor), C) -> (N, length, C)``."""
+    if factor == 1:
+        return x
+    return x.repeat_interleave(factor, dim=1)[:, :length]
+
+
+class ElectrodeProjection(nn.Module):
+    """``(B, C, F)`` TCN frames -> ``(B, F, 19, D)`` per-electrode features (linear map, then LayerNorm)."""
+
+    def __init__(self, in_channels: int, d_model: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_channels, N_NODES * d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.d_model = d_model
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        b, _, f = frames.shape
+        return self.norm(self.linear(frames.transpose(1, 2)).view(b, f, N_NODES, self.d_model))
+
+
+class NodeStream(nn.Module):
+    """``(B, F, 19, D) -> (B, F, 19, D)``: a stack of BiMamba2 layers over time, per electrode, then LayerNorm."""
+
+    def __init__(self, cfg: NodeStreamConfig) -> None:
+        super().__init__()
+        kw = _mamba_kwargs(cfg)
+        self.layers = nn.ModuleList(BiMamba2(cfg.d_model, **kw) for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.time_pool = cfg.time_pool
+
+    def forward(self, nodes: torch.Tensor) -> torch.Tensor:
+        b, f, n, d = nodes.shape
+        seq = nodes.permute(0, 2, 1, 3).reshape(b * n, f, d)  # one sequence per (window, electrode)
+        pooled = _pool_time(seq, self.time_pool)
+        h = pooled
+        for layer in self.layers:
+            h = layer(h)
+        # Each BiMamba2 layer is residual, so h - pooled is what the stack adds; add it at full rate.
+        seq = (seq + _unpool_time(h - pooled, self.time_pool, f)) if self.time_pool > 1 else h
+        return self.norm(seq.view(b, n, f, d).permute(0, 2, 1, 3))
+
+
+class EdgeStream(nn.Module):
+    """``(B, F, 19, D)`` node features -> ``(B, F, 171)`` edge weights in (0, 1).
+
+    Per frame the similarity of each electrode pair (a scalar in [-1, 1]) is lifted to ``d_model`` channels,
+    run through BiMamba2 layers over time per pair, normalised, and read out to one value through a sigmoid:
+    positive and bounded, whatever the input.
+    """
+
+    def __init__(self, cfg: EdgeStreamConfig) -> None:
+        super().__init__()
+        self.similarity = cfg.similarity
+        self.time_pool = cfg.time_pool
+        self.lift = nn.Linear(1, cfg.d_model)
+        kw = _mamba_kwargs(cfg)
+        self.layers = nn.ModuleList(BiMamba2(cfg.d_model, **kw) for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.readout = nn.Linear(cfg.d_model, 1)
+
+    def forward(self, nodes: torch.Tensor) -> torch.Tensor:
+        b, f, _, _ = nodes.shape
+        sim = pair_similarity(nodes, self.similarity)  # (B, F, P)
+        p = sim.shape[-1]
+        seq = sim.permute(0, 2, 1).reshape(b * p, f, 1)  # one sequence per (window, pair)
+        h = self.lift(_pool_time(seq, self.time_pool))
+        for layer in self.layers:
+            h = layer(h)
+        w = torch.sigmoid(self.readout(self.norm(h)))  # (B*P, F', 1)
+        w = _unpool_time(w, self.time_pool, f)
+        return w.view(b, p, f).permute(0, 2, 1)
+
+
+class GraphNetwork(nn.Module):
+    """SSGConv layers over the per-frame graphs: nodes ``(B, F, 19, D)``, adjacency ``(B, F, 19, 19)``, PE
+    ``(B, F, 19, k)`` -> ``(B, F, 19, D)``.
+
+    The PE enters through a linear map added to the node features; each layer is pre-norm residual
+    (``h + GELU(SSGConv(LN(h)))``); a final LayerNorm closes the stage. All ``B x F`` graphs go through one
+    batched matrix product per hop.
+    """
+
+    def __init__(self, d_model: int, cfg: GraphConfig, dropout: float) -> None:
+        super().__init__()
+        self.pe_proj = nn.Linear(cfg.pe_k, d_model)
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(cfg.n_layers))
+        self.convs = nn.ModuleList(SSGConv(d_model, d_model, cfg.hops, cfg.alpha) for _ in range(cfg.n_layers))
+        self.act = nn.GELU()
+        self.drop = nn.Dropout(dropout)
+        self.out_norm = nn.LayerNorm(d_model)
+
+    def forward(self, nodes: torch.Tensor, adj: torch.Tensor, pe: torch.Tensor) -> torch.Tensor:
+        h = nodes + self.pe_proj(pe.to(nodes.dtype))
+        t = gcn_propagation(adj)
+        for norm, conv in zip(self.norms, self.convs, strict=True):
+            h = h + self.drop(self.act(conv(norm(h), t)))
+        return self.out_norm(h)
+
+
+class FrameHead(nn.Module):
+    """``(B, F, 19, D)`` -> ``(B, F)`` logits: electrodes flattened, mapped back to ``(B, W, F)``, then one logit."""
+
+    def __init__(self, d_model: int, width: int, dropout: float) -> None:
+        super().__init__()
+        self.fuse = nn.Linear(N_NODES * d_model, width)
+        self.norm = nn.LayerNorm(width)
+        self.act = nn.GELU()
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(width, 1)
+
+    def forward(self, nodes: torch.Tensor) -> torch.Tensor:
+        h = self.drop(self.act(self.norm(self.fuse(nodes.flatten(-2)))))  # (B, F, W)
+        return self.out(h).squeeze(-1)
+
+
+class V3Detector(nn.Module):
+    """The V3 detector. ``forward(x)``: ``(B, 19, T)`` z-scored EEG at 256 Hz -> ``(B, T // 16)`` frame logits.
+
+    ``forward(x, per_sample=True)`` returns ``(B, T)`` sample logits instead (frame logits upsampled by
+    ``config.upsample``). ``T`` must be a multiple of 16; a 60 s window (T = 15,360) gives 960 frames at 16 Hz.
+    """
+
+    frame_stride = FRAME_STRIDE
+
+    def __init__(self, config: V3Config | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config if config is not None else V3Config()
+        d = cfg.node.d_model
+        self.tcn = TCNEncoder(cfg.tcn, in_channels=N_NODES)
+        self.projection = ElectrodeProjection(self.tcn.out_channels, d)
+        self.node_stream = NodeStream(cfg.node)
+        self.edge_stream = EdgeStream(cfg.edge)
+        self.adjacency = LearnedAdjacency(cfg.graph.top_k, cfg.graph.threshold, cfg.graph.symmetrize)
+        self.graph_pe = LaplacianPE(cfg.graph.pe_k, cfg.graph.use_dynamic_pe, cfg.graph.semi_dynamic_interval)
+        self.graph = GraphNetwork(d, cfg.graph, cfg.dropout)
+        self.head = FrameHead(d, cfg.head_width, cfg.dropout)
+
+    def forward(self, x: torch.Tensor, per_sample: bool = False) -> torch.Tensor:
+        """``x``: ``(B, 19, T)`` float, z-units at 256 Hz -> ``(B, T // 16)`` or, with ``per_sample``, ``(B, T)``."""
+        if x.ndim != 3 or x.shape[1] != N_NODES:
+            raise ValueError(f"V3Detector expects (batch, {N_NODES}, samples) EEG, got shape {tuple(x.shape)}")
+        if x.shape[-1] % FRAME_STRIDE or x.shape[-1] == 0:
+            raise ValueError(
+                f"V3Detector input length {x.shape[-1]} samples is not a positive multiple of {FRAME_STRIDE}; "
+                f"trim or pad the window to a multiple of {FRAME_STRIDE} samples"
+            )
+        if not nan_debug_enabled(self.config.debug_nan):
+            return self._forward(x, per_sample)
+        problem = describe_non_finite(x)
+        if problem is not None:
+            raise NonFiniteError("(input)", "V3Detector input", problem)
+        with detect_non_finite(self):
+            out = self._forward(x, per_sample)
+        problem = describe_non_finite(out)
+        if problem is not None:
+            raise NonFiniteError("(output)", "V3Detector upsampling", problem)
+        return out
+
+    def _forward(self, x: torch.Tensor, per_sample: bool) -> torch.Tensor:
+        frames = self.tcn(x)  # (B, C, F)
+        nodes = self.node_stream(self.projection(frames))  # (B, F, 19, D)
+        adj = self.adjacency(self.edge_stream(nodes))  # (B, F, 19, 19)
+        pe = self.graph_pe(adj)  # (B, F, 19, k), no gradient
+        logits = self.head(self.graph(nodes, adj, pe))  # (B, F)
+        if not per_sample:
+            return logits
+        if self.config.upsample == "repeat":
+            return logits.repeat_interleave(FRAME_STRIDE, dim=-1)
+        return F.interpolate(logits.unsqueeze(1), scale_factor=FRAME_STRIDE, mode="linear").squeeze(1)
+
+
+def build_v3(config: V3Config | str | dict[str, Any] | None = None) -> V3Detector:
+    """A ``V3Detector`` from a config, a preset name (``'tiny'``, ``'base'``) or a ``model:`` mapping."""
+    if isinstance(config, str):
+        config = V3Config.from_preset(config)
+    elif isinstance(config, dict):
+        config = V3Config.from_mapping(config)
+    return V3Detector(config)
+
+
+def load_v3_config(source: str | Path) -> V3Config:
+    """A ``V3Config`` from a preset name (``'tiny'``, ``'base'``) or a YAML file's ``model:`` section.
+
+    Other sections of the file are ignored here (the full schema checks them). Raises ``ConfigError`` naming
+    the file and each bad key.
+    """
+    if str(source) in _PRESETS:
+        return V3Config.from_preset(str(source))
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(path, [f"not a preset ({', '.join(sorted(_PRESETS))}) and no such file; give a preset "
+                                 "name or the path of a YAML config with a 'model:' section"])  # fmt: skip
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, [f"not valid YAML: {exc}"]) from None
+    section = raw.get("model") if isinstance(raw, dict) else None
+    if not isinstance(section, dict):
+        raise ConfigError(path, ["model: missing or not a mapping; add a 'model:' section (e.g. 'preset: tiny')"])
+    try:
+        return V3Config.from_mapping(section)
+    except pydantic.ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(["model", *(str(p) for p in err["loc"])])
+            if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+                problems.append(f"{key}: unknown key; remove it or check its spelling")
+            else:
+                problems.append(f"{key}: got {err.get('input')!r}; {err['msg'].removeprefix('Value error, ')}")
+        raise ConfigError(path, problems) from None
