@@ -80,3 +80,10 @@ def test_post_and_szcore_sections() -> None:
     assert "tau_off" in info.value.problems[0] and "tau_on" in info.value.problems[0]
     with pytest.raises(ConfigError, match="post.min_duraton_s: unknown key"):
         config_from_dict({"post": {"min_duraton_s": 3}})
+
+
+def test_model_section_preset_and_override() -> None:
+    cfg = config_from_dict({"model": {"preset": "tiny", "graph": {"semi_dynamic_interval": 4}}})
+    assert cfg.model.preset == "tiny" and cfg.model.graph.semi_dynamic_interval == 4
+    with pytest.raises(ConfigError, match="model.graph.use_dynamic_pee: unknown key"):
+        config_from_dict({"model": {"graph": {"use_dynamic_pee": True}}})

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ictal.data.config import DataConfig
 from ictal.errors import ConfigError
+from ictal.models.v3 import V3Config
 from ictal.post.config import PostConfig
 from ictal.scoring.szcore import SzcoreConfig
 from ictal.signal.preprocess import PreprocessConfig
@@ -24,7 +25,7 @@ from ictal.train.config import TrainingConfig
 
 
 class IctalConfig(BaseModel):
-    """The whole configuration. Sections: ``data``, ``preprocess``, ``training``, ``post``, ``szcore``."""
+    """The whole configuration. Sections: ``data``, ``preprocess``, ``model``, ``training``, ``post``, ``szcore``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -32,6 +33,8 @@ class IctalConfig(BaseModel):
     name: str = "ictal"
     data: DataConfig = Field(default_factory=DataConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    #: The detector; ``model.preset`` (``tiny`` / ``base``) fills every key not given.
+    model: V3Config = Field(default_factory=lambda: V3Config.from_preset("base"))
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     #: Stitching and post-processing of probability traces into events.
     post: PostConfig = Field(default_factory=PostConfig)
@@ -138,6 +141,11 @@ def config_summary(cfg: IctalConfig) -> list[tuple[str, str]]:
         ("data.window", f"{d.window_s:g} s, stride {d.stride_s:g} s"),
         ("data.use_balanced_sampling", str(d.use_balanced_sampling)),
         ("preprocess", f"{p.target_sfreq:g} Hz, band-pass {band}, notch {p.notch_hz}, clip {p.clip_sigma}"),
+        (
+            "model",
+            f"V3 preset {cfg.model.preset}, dynamic PE {cfg.model.graph.use_dynamic_pe} every "
+            f"{cfg.model.graph.semi_dynamic_interval} frames",
+        ),
         ("training", f"batch {t.batch_size}, lr {t.learning_rate:g}, precision {t.mixed_precision}"),
         ("post", f"hysteresis {post.tau_on}/{post.tau_off}, events {post.min_duration_s:g}-{post.max_duration_s:g} s"),
     ]
