@@ -243,6 +243,8 @@ def _iter_results(
         for rec in todo:
             yield _build_one(rec, out_dir, params)
         return
+    # Largest files first, so the pool does not finish waiting on one long recording.
+    todo = sorted(todo, key=lambda r: -r.edf.stat().st_size)
     # Default start method on purpose: forcing spawn or fork breaks one platform or the other.
     pool = ProcessPoolExecutor(max_workers=workers)
     broken = False
