@@ -324,3 +324,19 @@ def test_clean_cache(tmp_path: Path, fake_cache: Callable[..., None]) -> None:
     (cache / "train" / "notes.txt").unlink()
     result = runner.invoke(app, ["clean-cache", "--cache-dir", str(cache), "--yes"])
     assert result.exit_code == 0 and not cache.exists()
+
+
+def test_changed_source_is_rebuilt(synthetic_corpus: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(synthetic_corpus / "dev", corpus / "dev")
+    build_cache(corpus, tmp_path / "c", "dev", progress=False)
+    rec = discover_corpus(corpus).split("dev")[0]
+    labels = rec.csv_bi
+    assert labels is not None
+    labels.write_text(labels.read_text().rstrip("\n") + "\nTERM,1.0000,3.0000,seiz,1.0000\n")  # a seizure added
+    assert any(rec.rel in s for s in scan_split(tmp_path / "c", "dev", data_dir=corpus).stale)
+    report = build_cache(corpus, tmp_path / "c", "dev", progress=False)
+    assert report.built == 1 and report.skipped == len(discover_corpus(corpus).split("dev")) - 1
+    cached = {r.bname: r for r in list_cached(tmp_path / "c", "dev")[0]}[rec.bname]
+    assert cached.seizure_intervals[0] == (1.0, 3.0)
+    assert scan_split(tmp_path / "c", "dev", data_dir=corpus).stale == []

@@ -88,6 +88,9 @@ def build_cache_command(
         )
     except IctalError as exc:
         raise _fail(exc) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished recordings are kept; run the same command again to resume", err=True)
+        raise typer.Exit(130) from None
     for line in format_report(report):
         typer.echo(line)
     if report.problems:

@@ -152,8 +152,10 @@ def build_recording(rec: RecordingFiles, out_dir: Path, params: CacheParams) -> 
     duration = n_samples / pre.target_sfreq
     intervals = [(max(0.0, a), min(b, duration)) for a, b in ann.seizure_intervals() if a < duration]
     intervals = [(round(a, 6), round(b, 6)) for a, b in intervals if b > a]
-    npy_path = out_dir / f"{rec.bname}.npy"
-    npy_bytes = write_npy_atomic(npy_path, stored)
+    json_path = recording_json_path(out_dir.parent, out_dir.name, rec.bname)
+    # A rebuild (source changed) first retires the old marker: until the new .json lands, the entry is not good.
+    json_path.unlink(missing_ok=True)
+    npy_bytes = write_npy_atomic(out_dir / f"{rec.bname}.npy", stored)
     meta: dict[str, Any] = {
         "bname": rec.bname,
         "patient": rec.patient,
@@ -177,7 +179,7 @@ def build_recording(rec: RecordingFiles, out_dir: Path, params: CacheParams) -> 
         "npy_bytes": npy_bytes,
     }
     # The .json is the completion marker: renamed last, after the .npy is in place.
-    write_json_atomic(recording_json_path(out_dir.parent, out_dir.name, rec.bname), meta)
+    write_json_atomic(json_path, meta)
     return meta
 
 
