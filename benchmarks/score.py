@@ -1,0 +1,347 @@
+"""Scoring time of the four NEDC scorers on a synthetic evaluation set the size of TUSZ eval.
+
+The set (seeded): 865 recordings, 127.7 h, about 470 reference seizures in about a third of the recordings, and
+a few thousand hypothesis events (detections near most seizures, some split in two, and false alarms), every
+time with 4 decimals as in TUSZ files. For scale: the NEDC tool itself takes about 0.7 s for its 30-file sample.
+
+Ours: the NEDC common step (``NedcEvents.from_intervals``) and OVLP, TAES, EPOCH and DPALIGN with per-file
+results, as ``score_nedc`` runs them. Baseline, written here: the same four scorers as straightforward
+per-event Python, the way the NEDC tool computes them (per file: sort, merge and fill the timeline; OVLP by
+comparing every reference event with every hypothesis event; the TAES walk with integer-second sets; EPOCH by
+looking up the label of every 0.25 s sample in the event list; DPALIGN by a full edit-distance table). The
+baseline scores the SEIZ label only, where ours (and the NEDC tool) score BCKG too, so the ratio understates the
+difference. The script checks that both give the same SEIZ counts and prints the check. Times are CPU seconds
+of this process (single-threaded code, so a busy machine changes them less than wall time), best of
+``--repeats`` for ours, one run of the baseline.
+
+    python benchmarks/score.py [--repeats 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ictal.scoring.common import NedcEvents, NedcResult
+from ictal.scoring.nedc import NEDC_SCORERS
+
+N_FILES = 865
+HOURS = 127.7
+N_SEIZURES = 470
+SCORERS = ("ovlp", "taes", "epoch", "dpalign")
+
+Intervals = list[tuple[float, float]]
+
+
+# ---- the synthetic set ---------------------------------------------------------------------------------------
+
+
+def synthetic_set(seed: int = 0) -> tuple[list[Intervals], list[Intervals], list[float]]:
+    """Reference and hypothesis seizure intervals per recording, and the durations (seconds, 4 decimals)."""
+    rng = np.random.default_rng(seed)
+    weights = rng.lognormal(0.0, 0.7, N_FILES)
+    durations = np.round(weights / weights.sum() * HOURS * 3600.0, 4)
+    # Seizures go to about a third of the recordings, more to the longer ones.
+    with_seizures = rng.choice(N_FILES, size=N_FILES // 3, replace=False, p=weights / weights.sum())
+    owner = rng.choice(with_seizures, size=N_SEIZURES)
+    refs: list[Intervals] = [[] for _ in range(N_FILES)]
+    hyps: list[Intervals] = [[] for _ in range(N_FILES)]
+    for f in range(N_FILES):
+        d = float(durations[f])
+        k = int((owner == f).sum())
+        if k:
+            # k disjoint seizures of 10 s to 5 min, at random places that leave room for them.
+            lengths = np.minimum(rng.lognormal(4.0, 0.7, k), 300.0) + 10.0
+            lengths = np.minimum(lengths, 0.8 * d / k)
+            slack = d - lengths.sum()
+            gaps = np.diff(np.concatenate(([0.0], np.sort(rng.uniform(0.0, slack, k)))))
+            starts = np.cumsum(gaps) + np.concatenate(([0.0], np.cumsum(lengths)[:-1]))
+            for a, length in zip(starts, lengths, strict=True):
+                refs[f].append((round(float(a), 4), round(float(a + length), 4)))
+        for a, b in refs[f]:
+            if rng.random() < 0.75:  # detected, with jittered edges, sometimes in two pieces
+                s = max(0.0, a + rng.normal(5.0, 10.0))
+                e = min(d, b + rng.normal(0.0, 15.0))
+                if e - s > 2.0:
+                    if rng.random() < 0.25:
+                        mid = (s + e) / 2
+                        hyps[f] += [(s, mid - 1.0), (mid + 1.0, e)]
+                    else:
+                        hyps[f].append((s, e))
+        # False alarms: about 20 per hour of recording, 3 s to 2 min.
+        for _ in range(int(rng.poisson(20.0 * d / 3600.0))):
+            s = float(rng.uniform(0.0, d))
+            hyps[f].append((s, min(d, s + float(rng.lognormal(2.5, 0.8)) + 3.0)))
+        hyps[f] = sorted((round(a, 4), round(b, 4)) for a, b in hyps[f] if b > a)
+    return refs, hyps, [float(d) for d in durations]
+
+
+# ---- ours ----------------------------------------------------------------------------------------------------
+
+
+def ours(refs: list[Intervals], hyps: list[Intervals], durations: list[float]) -> dict[str, NedcResult]:
+    ref = NedcEvents.from_intervals(refs, durations)
+    hyp = NedcEvents.from_intervals(hyps, durations)
+    return {name: NEDC_SCORERS[name](ref, hyp, None, True) for name in SCORERS}
+
+
+# ---- baseline: per-event Python, as the NEDC tool does it ----------------------------------------------------
+
+SEIZ, BCKG = "seiz", "bckg"
+Timeline = list[tuple[float, float, str]]
+
+
+def timeline(seizures: Intervals, duration: float) -> Timeline:
+    """The NEDC common step for one file: 4 decimals, sort, clip, merge overlapping or touching, fill with bckg."""
+    events = sorted((max(0.0, round(a, 4)), min(round(duration, 4), round(b, 4))) for a, b in seizures)
+    merged: list[list[float]] = []
+    for a, b in events:
+        if b <= a:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    out: Timeline = []
+    t = 0.0
+    for a, b in merged:
+        if a > t:
+            out.append((t, a, BCKG))
+        out.append((a, b, SEIZ))
+        t = b
+    if round(duration, 4) > t:
+        out.append((t, round(duration, 4), BCKG))
+    return out
+
+
+def of_label(events: Timeline, label: str) -> list[tuple[float, float]]:
+    return [(a, b) for a, b, lab in events if lab == label]
+
+
+def baseline_ovlp(ref: Timeline, hyp: Timeline) -> tuple[float, float, float, float]:
+    r, h = of_label(ref, SEIZ), of_label(hyp, SEIZ)
+    hits = 0
+    for r0, r1 in r:
+        for h0, h1 in h:
+            if h1 > r0 and h0 < r1:
+                hits += 1
+                break
+    fas = 0
+    for h0, h1 in h:
+        if not any(h1 > r0 and h0 < r1 for r0, r1 in r):
+            fas += 1
+    return len(r), hits, len(r) - hits, fas
+
+
+def anyovlp(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return bool(set(range(int(a[0]), int(a[1]) + 1)) & set(range(int(b[0]), int(b[1]) + 1)))
+
+
+def part(r: tuple[float, float], h: tuple[float, float]) -> tuple[float, float]:
+    d = r[1] - r[0]
+    if h[0] <= r[0] and h[1] <= r[1]:
+        return (h[1] - r[0]) / d, min(1.0, (r[0] - h[0]) / d)
+    if h[0] >= r[0] and h[1] >= r[1]:
+        return (r[1] - h[0]) / d, min(1.0, (h[1] - r[1]) / d)
+    if h[0] < r[0] and h[1] > r[1]:
+        return 1.0, min(1.0, (r[0] - h[0] + h[1] - r[1]) / d)
+    return (h[1] - h[0]) / d, 0.0
+
+
+def baseline_taes(ref: Timeline, hyp: Timeline) -> tuple[float, float, float, float]:
+    """The TAES walk of ``scoring.md`` for the SEIZ label, loop for loop."""
+    r, h = of_label(ref, SEIZ), of_label(hyp, SEIZ)
+    r_used, h_used = [False] * len(r), [False] * len(h)
+    hit = miss = fa = 0.0
+    for i in range(len(r)):
+        if r_used[i] or not any(hj[1] > r[i][0] and hj[0] < r[i][1] for hj in h):
+            continue
+        for j in range(len(h)):
+            if h_used[j] or not anyovlp(r[i], h[j]):
+                continue
+            p_hit, p_fa = part(r[i], h[j])
+            p_miss = 1.0 - p_hit
+            r_used[i] = h_used[j] = True
+            if h[j][1] >= r[i][1]:
+                for k in range(i + 1, len(r)):
+                    if anyovlp(r[k], h[j]):
+                        p_miss += 1.0
+                        r_used[k] = True
+            else:
+                for k in range(j + 1, len(h)):
+                    if anyovlp(r[i], h[k]):
+                        k_hit, k_fa = part(r[i], h[k])
+                        p_hit += k_hit
+                        p_miss -= k_hit
+                        p_fa += k_fa
+                        h_used[k] = True
+            hit += p_hit
+            miss += p_miss
+            fa += p_fa
+    miss += r_used.count(False)
+    fa += h_used.count(False)
+    return len(r), hit, miss, fa
+
+
+def label_at(events: Timeline, t: float) -> str:
+    for a, b, label in events:
+        if a <= t <= b:
+            return label
+    return BCKG
+
+
+def baseline_epoch(ref: Timeline, hyp: Timeline, duration: float) -> tuple[float, float, float, float]:
+    targets = hits = fas = 0
+    t, k = 0.125, 0
+    while t <= round(duration, 4):
+        r, h = label_at(ref, t), label_at(hyp, t)
+        targets += r == SEIZ
+        hits += r == SEIZ and h == SEIZ
+        fas += r == BCKG and h == SEIZ
+        k += 1
+        t = 0.125 + k * 0.25
+    return targets, hits, targets - hits, fas
+
+
+def baseline_dpalign(ref: Timeline, hyp: Timeline) -> tuple[float, float, float, float]:
+    """Edit-distance alignment with unit costs, padded with a null symbol at both ends; ties: sub, ins, del."""
+    r = ["null"] + [lab for _, _, lab in ref] + ["null"]
+    h = ["null"] + [lab for _, _, lab in hyp] + ["null"]
+    m, n = len(r), len(h)
+    cost = [[0.0] * n for _ in range(m)]
+    step = [["sub"] * n for _ in range(m)]
+    for i in range(1, m):
+        cost[i][0], step[i][0] = float(i), "del"
+    for j in range(1, n):
+        cost[0][j], step[0][j] = float(j), "ins"
+    for i in range(1, m):
+        for j in range(1, n):
+            best, kind = cost[i - 1][j - 1] + (r[i] != h[j]), "sub"
+            if cost[i][j - 1] + 1 < best:
+                best, kind = cost[i][j - 1] + 1, "ins"
+            if cost[i - 1][j] + 1 < best:
+                best, kind = cost[i - 1][j] + 1, "del"
+            cost[i][j], step[i][j] = best, kind
+    pairs: list[tuple[str | None, str | None]] = []
+    i, j = m - 1, n - 1
+    while i >= 0 and j >= 0:
+        if step[i][j] == "del":
+            pairs.append((r[i], None))
+            i -= 1
+        elif step[i][j] == "ins":
+            pairs.append((None, h[j]))
+            j -= 1
+        else:
+            pairs.append((r[i], h[j]))
+            i -= 1
+            j -= 1
+    pairs = pairs[::-1][1:-1]
+    targets = hits = misses = fas = 0
+    for r_label, h_label in pairs:
+        a = None if r_label == "null" else r_label
+        b = None if h_label == "null" else h_label
+        if a is None:
+            fas += b == SEIZ
+        elif a == SEIZ:
+            targets += 1
+            hits += b == SEIZ
+            misses += b != SEIZ
+    return targets, hits, misses, fas
+
+
+def baseline(refs: list[Intervals], hyps: list[Intervals], durations: list[float]) -> dict[str, list[float]]:
+    """SEIZ ``[targets, hits, misses, false alarms]`` of each scorer, summed over files."""
+    totals = {name: [0.0, 0.0, 0.0, 0.0] for name in SCORERS}
+    for ref_iv, hyp_iv, d in zip(refs, hyps, durations, strict=True):
+        ref, hyp = timeline(ref_iv, d), timeline(hyp_iv, d)
+        for name, counts in (
+            ("ovlp", baseline_ovlp(ref, hyp)),
+            ("taes", baseline_taes(ref, hyp)),
+            ("epoch", baseline_epoch(ref, hyp, d)),
+            ("dpalign", baseline_dpalign(ref, hyp)),
+        ):
+            totals[name] = [t + c for t, c in zip(totals[name], counts, strict=True)]
+    return totals
+
+
+# ---- running -------------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    best, out = math.inf, None
+    for _ in range(repeats):
+        t0 = time.process_time()
+        out = fn()
+        best = min(best, time.process_time() - t0)
+    return best, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5, help="runs of ours (the best counts); the baseline runs once")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="write the figures as a flat JSON object")
+    args = parser.parse_args()
+
+    refs, hyps, durations = synthetic_set(args.seed)
+    ours(refs, hyps, durations)  # warm-up (imports, first allocations)
+    seconds, results = cpu_seconds(lambda: ours(refs, hyps, durations), args.repeats)
+    assert isinstance(results, dict)
+    ref_ev = NedcEvents.from_intervals(refs, durations)
+    hyp_ev = NedcEvents.from_intervals(hyps, durations)
+    per_scorer = {}
+    for name in SCORERS:
+        scorer = NEDC_SCORERS[name]
+
+        def run(scorer: Callable[..., NedcResult] = scorer) -> NedcResult:
+            return scorer(ref_ev, hyp_ev, None, True)
+
+        per_scorer[name] = cpu_seconds(run, args.repeats)[0]
+    base_seconds, base = cpu_seconds(lambda: baseline(refs, hyps, durations), 1)
+    assert isinstance(base, dict)
+
+    hours = sum(durations) / 3600.0
+    print(
+        f"set: {len(durations)} recordings, {hours:.1f} h, {len(ref_ev.seiz)} reference seizures, "
+        f"{len(hyp_ev.seiz)} hypothesis events (after the common step)"
+    )
+    same = True
+    for name in SCORERS:
+        r = results[name]
+        got = (r.targets, r.hits, r.misses, r.false_alarms)
+        agree = all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) for a, b in zip(got, base[name], strict=True))
+        same &= agree
+        print(
+            f"  {name:8s} targets {got[0]:8.0f} hits {got[1]:10.2f} misses {got[2]:10.2f} FA {got[3]:10.2f}   "
+            f"baseline {'same' if agree else 'DIFFERENT: ' + str(base[name])}"
+        )
+    print(f"check: ours and the baseline give {'the same' if same else 'DIFFERENT'} SEIZ counts for all four scorers")
+    detail = ", ".join(f"{name} {s:.4f}" for name, s in per_scorer.items())
+    print(f"ours: {seconds:.3f} CPU-s for the common step and all four scorers ({detail})")
+    print(f"baseline (per-event Python): {base_seconds:.2f} CPU-s   ratio {base_seconds / seconds:.0f}x")
+    if args.json:
+        figures = {
+            "seconds_all_nedc": round(seconds, 4),
+            "n_files": len(durations),
+            "hours": round(hours, 2),
+            "n_ref_events": len(ref_ev.seiz),
+            "n_hyp_events": len(hyp_ev.seiz),
+            "baseline_seconds_all_nedc": round(base_seconds, 3),
+            "ratio": round(base_seconds / seconds, 1),
+            "counts_match_baseline": same,
+            **{f"seconds_{name}": round(s, 4) for name, s in per_scorer.items()},
+        }
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    if not same:
+        raise SystemExit("ours and the baseline disagree")
+
+
+if __name__ == "__main__":
+    main()
