@@ -14,7 +14,13 @@ difference. The script checks that both give the same SEIZ counts and prints the
 of this process (single-threaded code, so a busy machine changes them less than wall time), best of
 ``--repeats`` for ours, one run of the baseline.
 
-    python benchmarks/score.py [--repeats 5] [--json out.json]
+With ``--sweep`` it also times the operating-point sweep (``ictal.scoring.operating_points.sweep_thresholds``:
+post-processing and OVLP, TAES and EPOCH at each of the 52 default thresholds) on synthetic 16 Hz probability
+traces the size of TUSZ dev (1,800 recordings, 435 h, 25 million samples): ``smooth`` traces (a low background
+with seizure-like plateaus and false-alarm bumps, like a trained model's) and ``noisy`` ones (a mid-range
+background whose noise crosses many thresholds, like an untrained model's). One run each, CPU seconds.
+
+    python benchmarks/score.py [--repeats 5] [--sweep] [--json out.json]
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ictal.post.config import PostConfig
 from ictal.scoring.common import NedcEvents, NedcResult
 from ictal.scoring.nedc import NEDC_SCORERS
+from ictal.scoring.operating_points import DEFAULT_THRESHOLDS, sweep_thresholds
 
 N_FILES = 865
 HOURS = 127.7
@@ -270,6 +278,46 @@ def baseline(refs: list[Intervals], hyps: list[Intervals], durations: list[float
     return totals
 
 
+# ---- the operating-point sweep -------------------------------------------------------------------------------
+
+DEV_FILES = 1800
+DEV_HOURS = 435.0
+TRACE_RATE = 16.0
+
+
+def dev_traces(background: float, seed: int = 1) -> tuple[list[np.ndarray], list[Intervals], list[float]]:
+    """TUSZ-dev-sized float32 traces at 16 Hz around ``background``, with their seizures and durations."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    weights = rng.lognormal(0.0, 0.8, DEV_FILES)
+    durations = np.round(weights / weights.sum() * DEV_HOURS * 3600.0, 4)
+    traces, refs = [], []
+    for d in durations.tolist():
+        n = int(np.ceil(d * TRACE_RATE))
+        # AR(1) noise (about 1 s memory) scaled to the background, then seizures and false-alarm bumps.
+        p = background * (1.0 + lfilter([0.1], [1.0, -0.9], rng.standard_normal(n)))
+        ref: Intervals = []
+        for _ in range(int(rng.poisson(0.3))):
+            a = float(rng.uniform(0.0, d))
+            b = min(d, a + float(rng.exponential(60.0)) + 5.0)
+            ref.append((a, b))
+            p[int(a * TRACE_RATE) : int(b * TRACE_RATE)] += rng.uniform(0.3, 0.95)
+        for _ in range(int(rng.poisson(1.0))):
+            a = int(rng.uniform(0, n))
+            p[a : a + int(rng.exponential(20.0) * TRACE_RATE)] += rng.uniform(0.2, 0.95)
+        traces.append(np.clip(p, 0.0, 1.0).astype(np.float32))
+        refs.append(sorted(ref))
+    return traces, refs, [float(d) for d in durations]
+
+
+def time_sweep(background: float) -> float:
+    traces, refs, durations = dev_traces(background)
+    t0 = time.process_time()
+    sweep_thresholds(traces, TRACE_RATE, refs, durations, PostConfig(), scorers=("ovlp", "taes", "epoch"))
+    return time.process_time() - t0
+
+
 # ---- running -------------------------------------------------------------------------------------------------
 
 
@@ -286,6 +334,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="runs of ours (the best counts); the baseline runs once")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sweep", action="store_true", help="also time the operating-point sweep on dev-sized traces")
     parser.add_argument("--json", type=Path, default=None, help="write the figures as a flat JSON object")
     args = parser.parse_args()
 
@@ -325,6 +374,15 @@ def main() -> None:
     detail = ", ".join(f"{name} {s:.4f}" for name, s in per_scorer.items())
     print(f"ours: {seconds:.3f} CPU-s for the common step and all four scorers ({detail})")
     print(f"baseline (per-event Python): {base_seconds:.2f} CPU-s   ratio {base_seconds / seconds:.0f}x")
+    sweep_figures: dict[str, float] = {}
+    if args.sweep:
+        for name, background in (("smooth", 0.02), ("noisy", 0.3)):
+            seconds_sweep = time_sweep(background)
+            sweep_figures[f"sweep_seconds_{name}"] = round(seconds_sweep, 2)
+            print(
+                f"sweep ({name} traces): {DEV_FILES} recordings, {DEV_HOURS:.0f} h at {TRACE_RATE:g} Hz, "
+                f"{DEFAULT_THRESHOLDS.size} thresholds, OVLP+TAES+EPOCH: {seconds_sweep:.2f} CPU-s"
+            )
     if args.json:
         figures = {
             "seconds_all_nedc": round(seconds, 4),
@@ -336,6 +394,7 @@ def main() -> None:
             "ratio": round(base_seconds / seconds, 1),
             "counts_match_baseline": same,
             **{f"seconds_{name}": round(s, 4) for name, s in per_scorer.items()},
+            **sweep_figures,
         }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
         print(f"wrote {args.json}")
