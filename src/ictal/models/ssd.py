@@ -24,7 +24,9 @@ __all__ = ["segsum", "ssd_chunked_scan", "scan_dtype"]
 
 # Chunks whose states are passed with one decay-matrix product; longer sequences loop over such blocks, so the
 # cost stays linear in the number of chunks (a 24 h recording at 16 Hz has ~20,000 chunks of 64 frames).
-_STATE_PASS_BLOCK = 64
+_STATE_PASS_BLOCK = 16
+# Longest segment-sum axis done as one matmul with a T^3 indicator (see segsum).
+_SEGSUM_MATMUL_MAX = 64
 
 
 def scan_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -36,14 +38,23 @@ def segsum(a: Tensor) -> Tensor:
     """Segment sums of decay logs: `out[..., i, j] = sum(a[..., j+1 : i+1])` for j <= i, `-inf` above.
 
     a: (..., T) non-positive decay logs (dt * A). Returns (..., T, T); exp() of it is the lower-triangular
-    decay matrix with ones on the diagonal. Computed as a masked cumulative sum down each column, so an entry
-    only ever sums its own segment (no cancellation between two long prefix sums).
+    decay matrix with ones on the diagonal. Each entry sums only its own segment (never a difference of two
+    long prefix sums, which cancels catastrophically when the decay is strong), so it is exact up to the
+    rounding of a same-sign sum. On CPU for T <= 64 that sum is one matmul with a 0/1 segment-indicator matrix
+    (fastest there, forward and backward); elsewhere a masked cumulative sum (no TF32 matmul on CUDA, and no
+    T^3 indicator for long chunks).
     """
     t = a.shape[-1]
-    strictly_lower = torch.ones(t, t, dtype=torch.bool, device=a.device).tril(-1)
-    cols = a.unsqueeze(-1).expand(*a.shape, t).masked_fill(~strictly_lower, 0.0)
-    out = torch.cumsum(cols, dim=-2)
     lower = torch.ones(t, t, dtype=torch.bool, device=a.device).tril(0)
+    if a.device.type == "cpu" and t <= _SEGSUM_MATMUL_MAX:
+        k = torch.arange(t, device=a.device)
+        # indicator[k, i, j] = 1 where j < k <= i: a_k belongs to segment (j, i].
+        indicator = (k[:, None, None] > k[None, None, :]) & (k[:, None, None] <= k[None, :, None])
+        out = (a @ indicator.to(a.dtype).reshape(t, t * t)).unflatten(-1, (t, t))
+    else:
+        strictly_lower = torch.ones(t, t, dtype=torch.bool, device=a.device).tril(-1)
+        cols = a.unsqueeze(-1).expand(*a.shape, t).masked_fill(~strictly_lower, 0.0)
+        out = torch.cumsum(cols, dim=-2)
     return out.masked_fill(~lower, float("-inf"))
 
 
@@ -108,34 +119,36 @@ def ssd_chunked_scan(
             b = torch.nn.functional.pad(b, (0, 0, 0, 0, 0, pad))
             c = torch.nn.functional.pad(c, (0, 0, 0, 0, 0, pad))
         nc = (length + pad) // chunk_size
-        q = chunk_size
-        # Layout (B, H, chunks, Q, .) so every contraction below is a batched matmul.
-        xdt = (x * dt.unsqueeze(-1)).reshape(batch, nc, q, nheads, headdim).permute(0, 3, 1, 2, 4)
-        heads_per_group = nheads // ngroups
-        b_h = b.reshape(batch, nc, q, ngroups, 1, dstate).expand(-1, -1, -1, -1, heads_per_group, -1)
-        b_h = b_h.reshape(batch, nc, q, nheads, dstate).permute(0, 3, 1, 2, 4)
-        c_h = c.reshape(batch, nc, q, ngroups, 1, dstate).expand(-1, -1, -1, -1, heads_per_group, -1)
-        c_h = c_h.reshape(batch, nc, q, nheads, dstate).permute(0, 3, 1, 2, 4)
-        loga = (dt * a).reshape(batch, nc, q, nheads).permute(0, 3, 1, 2)  # (B, H, nc, Q), <= 0
+        q, g, hg, p, n = chunk_size, ngroups, nheads // ngroups, headdim, dstate
+        # Layouts: per-head tensors (B, G, Hg, nc, Q, .), per-group tensors (B, G, nc, Q, .), so every
+        # contraction is a batched matmul and B/C products are computed once per group, not once per head.
+        xdt = (x * dt.unsqueeze(-1)).view(batch, nc, q, g, hg, p).permute(0, 3, 4, 1, 2, 5)
+        bq = b.view(batch, nc, q, g, n).permute(0, 3, 1, 2, 4)
+        cq = c.view(batch, nc, q, g, n).permute(0, 3, 1, 2, 4)
+        loga = (dt * a).view(batch, nc, q, g, hg).permute(0, 3, 4, 1, 2)  # (B, G, Hg, nc, Q), <= 0
 
         # 1. Within-chunk outputs: y_l = sum_{s<=l} (C_l . B_s) exp(sum a_(s,l]) x_s dt_s.
-        decay = torch.exp(segsum(loga))  # (B, H, nc, Q, Q)
-        scores = (c_h @ b_h.transpose(-1, -2)) * decay
-        y = scores @ xdt  # (B, H, nc, Q, P)
+        decay = torch.exp(segsum(loga))  # (B, G, Hg, nc, Q, Q), lower triangular
+        scores = (cq @ bq.mT).unsqueeze(2)  # (B, G, 1, nc, Q, Q)
+        y = (scores * decay) @ xdt  # (B, G, Hg, nc, Q, P)
 
         # 2. State each chunk produces from a zero start; the decay to the chunk end is decay's last row.
-        to_end = decay[..., -1, :]  # (B, H, nc, Q)
-        chunk_states = (xdt * to_end.unsqueeze(-1)).transpose(-1, -2) @ b_h  # (B, H, nc, P, N)
+        weighted = (xdt * decay[..., -1, :].unsqueeze(-1)).permute(0, 1, 3, 2, 5, 4)  # (B, G, nc, Hg, P, Q)
+        chunk_states = weighted.reshape(batch, g, nc, hg * p, q) @ bq  # (B, G, nc, Hg*P, N)
+        chunk_states = chunk_states.view(batch, g, nc, hg, p, n).permute(0, 1, 3, 2, 4, 5)
+        chunk_states = chunk_states.reshape(batch, nheads, nc, p, n)
 
         # 3. States entering each chunk (recurrence over chunks only).
-        initial = x.new_zeros(batch, nheads, headdim, dstate) if initial_state is None else initial_state.to(f)
-        chunk_decay = torch.cumsum(loga, dim=-1)  # (B, H, nc, Q): log decay from chunk start, <= 0
-        entering, final = _pass_states(chunk_states, chunk_decay[..., -1], initial)
+        initial = x.new_zeros(batch, nheads, p, n) if initial_state is None else initial_state.to(f)
+        from_start = torch.cumsum(loga, dim=-1)  # (B, G, Hg, nc, Q): log decay from the chunk start, <= 0
+        entering, final = _pass_states(chunk_states, from_start[..., -1].reshape(batch, nheads, nc), initial)
 
-        # 4. Contribution of the entering state to each output: exp(cumulative a) * C_l . S.
-        y = y + (c_h @ entering.transpose(-1, -2)) * torch.exp(chunk_decay).unsqueeze(-1)
+        # 4. Entering state's contribution to each output: exp(log decay from chunk start) * C_l . S.
+        entering = entering.view(batch, g, hg, nc, p, n).permute(0, 1, 3, 5, 2, 4).reshape(batch, g, nc, n, hg * p)
+        y_off = (cq @ entering).view(batch, g, nc, q, hg, p).permute(0, 1, 4, 2, 3, 5)  # (B, G, Hg, nc, Q, P)
+        y = y + y_off * torch.exp(from_start).unsqueeze(-1)
 
-        y = y.permute(0, 2, 3, 1, 4).reshape(batch, nc * q, nheads, headdim)[:, :length]
+        y = y.permute(0, 3, 4, 1, 2, 5).reshape(batch, nc * q, nheads, p)[:, :length]
         if d is not None:
             y = y + x[:, :length] * d.to(f).view(1, 1, nheads, 1)
     return y.to(out_dtype), final
