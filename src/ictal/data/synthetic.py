@@ -251,7 +251,8 @@ def _split_counts(n: int) -> dict[str, int]:
 def _covering(rng: np.random.Generator, values: Sequence[Any], weights: Sequence[float], n: int) -> list[Any]:
     """``n`` draws from ``values`` (by ``weights``) in which every value appears once ``n >= len(values)``."""
     p = np.asarray(weights, dtype=float) / np.sum(weights)
-    picks = list(values)[:n] + [values[int(i)] for i in rng.choice(len(values), size=max(0, n - len(values)), p=p)]
+    first = [values[int(i)] for i in rng.permutation(len(values))[:n]]
+    picks = first + [values[int(i)] for i in rng.choice(len(values), size=max(0, n - len(values)), p=p)]
     order = rng.permutation(n)
     return [picks[int(i)] for i in order]
 

@@ -7,8 +7,8 @@ The design serves one purpose: seizures a small model can learn while a line-len
   waning), slow drift, 60 Hz line noise and EKG leaking into ear/temporal channels.
 - Artifacts, large and high in line length: eye blinks (Fp1/Fp2, 100-300 µV, slow), muscle bursts (20-70 Hz,
   40-150 µV RMS over temporal or frontal groups, 0.5-5 s), chewing (1-2 Hz trains of muscle bursts on both
-  temporal chains, 5-25 s) and electrode pops (one channel, 1-5 steps of 150-800 µV with exponential decay).
-- Seizures, modest in amplitude (40-120 µV peak, comparable to background) but unmistakable in rhythm: a
+  temporal chains, 5-25 s) and electrode pops (one channel, 1-5 steps of 200-1000 µV with exponential decay).
+- Seizures, modest in amplitude (60-130 µV peak, comparable to background) but unmistakable in rhythm: a
   spike-and-wave discharge whose phase is shared by every involved electrode, whose frequency evolves (e.g.
   7 Hz slowing to 3 Hz), whose amplitude and spikiness grow, and which either starts everywhere (generalised)
   or starts at one electrode and spreads to its neighbours over seconds (focal). Activity is present exactly on
@@ -98,7 +98,7 @@ class SignalConfig:
     alpha_uv: Range = (10.0, 30.0)
     alpha_hz: Range = (8.5, 11.5)
     #: Peak amplitude of a seizure discharge at its strongest electrode, and its length in seconds.
-    seizure_peak_uv: Range = (40.0, 120.0)
+    seizure_peak_uv: Range = (60.0, 130.0)
     seizure_s: Range = (15.0, 120.0)
     #: Discharge frequency at onset and at the end (it slows between them); absence seizures stay near 3 Hz.
     seizure_start_hz: Range = (5.5, 8.0)
@@ -109,7 +109,7 @@ class SignalConfig:
     muscle_uv: Range = (40.0, 150.0)
     chewing_per_min: Range = (0.03, 0.15)
     pops_per_min: Range = (0.3, 1.5)
-    pop_uv: Range = (150.0, 800.0)
+    pop_uv: Range = (200.0, 1000.0)
     drift_uv: Range = (10.0, 60.0)
     line_noise_uv: Range = (0.5, 5.0)
 
@@ -254,6 +254,7 @@ def _background(rng: np.random.Generator, n: int, rate: float, cfg: SignalConfig
     x = _shaped_noise(white, rate, beta=beta, corner_hz=float(rng.uniform(35.0, 60.0)))
     scale = np.ones(len(SOURCE_CHANNELS), dtype=np.float32)
     scale[:_N_SCALP] = _uniform(rng, cfg.background_uv) * rng.uniform(0.85, 1.15, _N_SCALP)
+    scale[[_IDX["A1"], _IDX["A2"]]] *= 0.6  # ears: little cerebral activity
     scale[_IDX["ROC"]] = scale[_IDX["LOC"]] = 15.0
     scale[_IDX["EKG"]] = 10.0
     scale[_IDX["EMG"]] = 8.0
@@ -377,6 +378,7 @@ def _add_muscle(rng: np.random.Generator, x: np.ndarray, rate: float, cfg: Signa
                 gate = np.sin(2 * np.pi * rng.uniform(1.0, 2.0) * tt + rng.uniform(0, 2 * np.pi))
                 envelope *= np.clip((gate - 0.3) / 0.4, 0.0, 1.0).astype(np.float32)
             weights = rng.uniform(0.5, 1.0, len(group)).astype(np.float32) * _uniform(rng, cfg.muscle_uv)
+            weights[[g in ("A1", "A2") for g in group]] *= 0.3  # ear electrodes sit off the temporalis muscle
             idx = np.array([_IDX[g] for g in group])
             x[idx, i0:i1] += weights[:, None] * envelope * noise
             x[_IDX["EMG"], i0:i1] += 2 * weights.max() * envelope * noise[0]
@@ -385,7 +387,7 @@ def _add_muscle(rng: np.random.Generator, x: np.ndarray, rate: float, cfg: Signa
 
 
 def _add_pops(rng: np.random.Generator, x: np.ndarray, rate: float, cfg: SignalConfig) -> list[ArtifactEvent]:
-    """Electrode pops: on one electrode, 1-5 abrupt steps of 150-800 µV decaying over 0.05-0.3 s."""
+    """Electrode pops: on one electrode, 1-5 abrupt steps of 200-1000 µV decaying over 0.05-0.3 s."""
     n = x.shape[1]
     events: list[ArtifactEvent] = []
     candidates = (*CANONICAL_19, "A1", "A2")
@@ -479,8 +481,8 @@ def _seizure(
     freq *= 1 + 0.03 * _smooth_noise(rng, length, rate, 2.0)[0]
     phase = 2 * np.pi * np.cumsum(freq) / rate + rng.uniform(0, 2 * np.pi)
 
-    # Envelope: grows from 25-45 % to full, with quick fades at the exact start and stop.
-    g0, rise = float(rng.uniform(0.25, 0.45)), float(rng.uniform(0.3, 0.6))
+    # Envelope: grows from 30-50 % to full, with quick fades at the exact start and stop.
+    g0, rise = float(rng.uniform(0.3, 0.5)), float(rng.uniform(0.3, 0.6))
     s = np.clip(u / rise, 0.0, 1.0)
     growth = g0 + (1 - g0) * s * s * (3 - 2 * s)
     fades = np.clip(tt / 0.3, 0.0, 1.0) * np.clip((span - tt) / 0.6, 0.0, 1.0)
@@ -509,6 +511,8 @@ def _seizure(
         involved[SCALP.index(focus)] = True
         weights = np.maximum(0.35, np.exp(-0.5 * (dist / rng.uniform(0.4, 0.8)) ** 2))
         lags = dist * rng.uniform(0.02, 0.06)
+    # Ear electrodes see little cerebral activity, which is what makes them a usable (linked-ears) reference.
+    weights[[SCALP.index("A1"), SCALP.index("A2")]] *= 0.3
     rows = np.flatnonzero(involved)
 
     # Waveform per involved electrode: cosine turning into spike-and-wave as spikiness grows.
@@ -516,9 +520,9 @@ def _seizure(
     psi = (psi + np.pi) % (2 * np.pi) - np.pi
     width = 2 * np.pi * freq * 0.015  # a ~15 ms (sigma) spike, in phase units
     spike = np.exp(-0.5 * (psi / width) ** 2)
-    slow = np.exp(-0.5 * (((psi - 2.2 + np.pi) % (2 * np.pi) - np.pi) / 0.9) ** 2)
-    cycle_mean = (width + 0.55 * 0.9) / math.sqrt(2 * math.pi)
-    spike_wave = (spike + 0.55 * slow - cycle_mean) / (1 - cycle_mean)
+    slow = np.exp(-0.5 * (((psi - 2.2 + np.pi) % (2 * np.pi) - np.pi) / 1.0) ** 2)
+    cycle_mean = (width + 0.8 * 1.0) / math.sqrt(2 * math.pi)
+    spike_wave = (spike + 0.8 * slow - cycle_mean) / (1.15 * (1 - cycle_mean))  # peak ~1 at 3-8 Hz
     wave = (1 - spikiness) * np.cos(psi) + spikiness * spike_wave
     join = np.clip((tt[None, :] - delays[rows, None]) / 1.5, 0.0, 1.0)  # each electrode joins over 1.5 s
     x[rows, i0:i1] -= ((weights[rows, None] * join) * (envelope * wave)).astype(np.float32)  # surface-negative
