@@ -207,9 +207,12 @@ def test_edfio_and_mne_read_the_files(corpus: CorpusSummary) -> None:
         assert fp1.sampling_frequency == f.rate
         assert 5 < np.std(fp1.data) < 500  # microvolts
     one = plain[0]
-    raw = mne.io.read_raw_edf(corpus.root / one.edf, preload=False, verbose="error")
+    raw = mne.io.read_raw_edf(corpus.root / one.edf, preload=True, verbose="error")
     assert raw.ch_names == list(one.labels)
     assert raw.n_times / raw.info["sfreq"] == one.duration
+    fp1 = next(s for s in edfio.read_edf(corpus.root / one.edf).signals if clean_label(s.label) == "Fp1")
+    if raw.info["sfreq"] == one.rate:
+        np.testing.assert_allclose(raw.get_data(picks=[fp1.label])[0] * 1e6, fp1.data, atol=1e-3)
 
 
 def test_summary_json_round_trips(corpus: CorpusSummary) -> None:
