@@ -28,18 +28,17 @@ import hashlib
 import json
 import os
 import socket
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from ictal.data.config import DataConfig
 from ictal.errors import IctalError
 from ictal.io.annotations import SEIZURE_LABELS
+from ictal.io.atomic import write_atomic
 from ictal.io.channels import CANONICAL_19
 from ictal.signal.preprocess import PreprocessConfig
 
@@ -167,33 +166,6 @@ def _jsonable(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------- atomic files
-
-
-def _tmp_prefix(name: str) -> str:
-    """Temporary names carry host and pid, so a later build can tell a dead writer's leftovers from a live one's."""
-    return f".{name}.{socket.gethostname()}-{os.getpid()}."
-
-
-def write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write ``path`` through ``write(fh)`` into a temporary file beside it, flushed to disk, then renamed.
-
-    The file gets the permissions a plain ``open`` would give (mkstemp's 0600 would hide a shared cache from
-    other users).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -11,8 +11,6 @@ Both are plain text: ``#`` header lines (``# key = value``), a column line
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ictal.errors import AnnotationError
+from ictal.io.atomic import write_text_atomic
 
 #: Seizure labels of TUSZ v2.0.3; every other label (bckg, artifacts) is not seizure.
 SEIZURE_LABELS: frozenset[str] = frozenset({"seiz", "gnsz", "fnsz", "cpsz", "absz", "spsz", "tcsz", "tnsz", "mysz"})
@@ -156,20 +155,6 @@ def format_annotations(ann: Annotation) -> str:
     for ev in ann.events:
         lines.append(f"{ev.channel},{ev.start:.4f},{ev.stop:.4f},{ev.label},{ev.confidence:.4f}")
     return "\n".join(lines) + "\n"
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_annotations(path: str | Path, ann: Annotation) -> None:

@@ -15,14 +15,14 @@ field, a record count of ``-1``, a file cut in the middle of its last record.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+
+from ictal.io.atomic import write_atomic
 
 DIGITAL_MIN = -32768
 DIGITAL_MAX = 32767
@@ -295,15 +295,4 @@ def write_edf(
     )
     assert len(header) == 256 * (n_ch + 1)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(header)
-            fh.write(payload)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda fh: (fh.write(header), fh.write(payload)))

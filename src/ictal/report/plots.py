@@ -5,8 +5,6 @@ Matplotlib with the Agg backend (no display needed); every function writes one P
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,24 +16,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ictal.io.atomic import write_atomic  # noqa: E402
+
 SCORER_TITLES = {"ovlp": "NEDC OVLP", "taes": "NEDC TAES", "epoch": "NEDC EPOCH (FA s/24h)", "szcore": "SzCORE event"}
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Save ``fig`` as PNG through a temporary file and a rename; closes the figure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    """Save ``fig`` as PNG atomically; closes the figure."""
     try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi, bbox_inches="tight"))
     finally:
         plt.close(fig)
-    return path
 
 
 def plot_sensitivity_fa(

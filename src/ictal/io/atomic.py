@@ -1,0 +1,50 @@
+"""Atomic file writes: a temporary file beside the target, flushed to disk, then renamed over it.
+
+A reader (or a resumed run) therefore sees either the old file or the complete new one, never half of it,
+whatever happens meanwhile (kill, disk full, power loss). Temporary names carry host and pid, so a later run
+can tell a dead writer's leftovers from a live one's.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+
+def tmp_prefix(name: str) -> str:
+    """The prefix of the temporary files written for target ``name``: ``.<name>.<host>-<pid>.``."""
+    return f".{name}.{socket.gethostname()}-{os.getpid()}."
+
+
+def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
+    """Write ``path`` through ``write(fh)`` (a binary file handle), atomically; returns the path.
+
+    The file gets the permissions a plain ``open`` would give (mkstemp's 0600 would hide shared outputs from
+    other users).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8, ``\\n`` line ends as given) to ``path`` atomically."""
+    data = text.encode("utf-8")
+    return write_atomic(path, lambda fh: fh.write(data))
