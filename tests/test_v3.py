@@ -10,6 +10,7 @@ import pydantic
 import pytest
 import torch
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from ictal.cli import model_info_cmd
@@ -195,6 +196,7 @@ def test_presets_and_overrides() -> None:
     assert over.graph.use_dynamic_pe is False and over.graph.pe_k == tiny.graph.pe_k
     assert over.node.n_layers == 2 and over.node.d_model == tiny.node.d_model
     assert V3Config.from_mapping(over.to_dict()) == over
+    assert yaml.safe_load(yaml.safe_dump(over.to_dict())) == over.to_dict()  # plain types: checkpoints, logs
     with pytest.raises(pydantic.ValidationError, match="semi_dynamic_intervall"):
         V3Config.from_mapping({"graph": {"semi_dynamic_intervall": 4}})
     with pytest.raises(pydantic.ValidationError, match="headdim"):

@@ -19,7 +19,7 @@ construction, eigendecompositions in float64 without gradient; nothing clamps ac
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -118,11 +118,12 @@ _PRESETS: dict[str, dict[str, Any]] = {
     # Trains in minutes on 2 CPU cores: narrow layers, one Mamba layer per stream, sequence models at a
     # reduced frame rate (the pure-PyTorch scan dominates CPU time).
     "tiny": {
-        "tcn": {"widths": (8, 8, 16, 16, 32, 32, 32, 32)},
-        "node": {"d_model": 16, "d_state": 8, "n_layers": 1, "chunk_size": 16, "time_pool": 2},
-        "edge": {"d_model": 4, "d_state": 4, "headdim": 4, "n_layers": 1, "chunk_size": 16, "time_pool": 8},
+        "tcn": {"widths": (8, 8, 16, 16, 32, 32, 32, 32), "dropout": 0.0},
+        "node": {"d_model": 16, "d_state": 8, "n_layers": 1, "chunk_size": 16, "time_pool": 4},
+        "edge": {"d_model": 4, "d_state": 4, "headdim": 4, "n_layers": 1, "chunk_size": 16, "time_pool": 16},
         "graph": {"n_layers": 1, "pe_k": 8, "semi_dynamic_interval": 32},
         "head_width": 32,
+        "dropout": 0.0,
     },
 }
 
@@ -177,8 +178,9 @@ class V3Config:
         return pydantic.TypeAdapter(cls).validate_python(data)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (for checkpoints and logs); ``from_mapping`` of it gives an equal config."""
-        return asdict(self)
+        """Plain nested dict of JSON/YAML types (for checkpoints and logs); ``from_mapping`` gives it back."""
+        result: dict[str, Any] = pydantic.TypeAdapter(V3Config).dump_python(self, mode="json")
+        return result
 
 
 def _mamba_kwargs(cfg: NodeStreamConfig | EdgeStreamConfig) -> dict[str, Any]:
@@ -267,7 +269,8 @@ class EdgeStream(nn.Module):
         h = self.lift(_pool_time(seq, self.time_pool))
         for layer in self.layers:
             h = layer(h)
-        w = torch.sigmoid(self.readout(self.norm(h)))  # (B*P, F', 1)
+        # float32 even under autocast: top-k ranks these weights and bf16 would tie many of them.
+        w = torch.sigmoid(self.readout(self.norm(h)).float())  # (B*P, F', 1)
         w = _unpool_time(w, self.time_pool, f)
         return w.view(b, p, f).permute(0, 2, 1)
 
