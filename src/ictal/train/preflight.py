@@ -221,7 +221,7 @@ def _time_steps(
             report.add(
                 "forward/backward",
                 "ok" if not no_grad else "warn",
-                f"one step on a real batch of {x.shape[0]} x {tuple(x.shape[1:])}: loss {float(loss):.4f}, "
+                f"one step on a real batch of {x.shape[0]} x {tuple(x.shape[1:])}: loss {float(loss.detach()):.4f}, "
                 f"finite gradients, {elapsed:.2f} s (first step, includes start-up){unused}",
             )
         else:
