@@ -48,7 +48,8 @@ def _setup_logging() -> None:
     # Rank 0 tells the story; the other ranks speak only about problems, with their rank in front.
     level = logging.INFO if rank == 0 else logging.WARNING
     prefix = "" if rank == 0 else f"[rank {rank}] "
-    logging.basicConfig(level=level, format=f"%(asctime)s {prefix}%(message)s", datefmt="%H:%M:%S", force=True)
+    logging.basicConfig(level=level, format=f"%(asctime)s {prefix}%(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("ictal").setLevel(level)
 
 
 def train_command(

@@ -7,7 +7,9 @@ A checkpoint is a ``torch.save`` dict with
   ``world_size``, ``created`` (UTC ISO time),
 - ``config``: the run's whole config (``IctalConfig.model_dump(mode="json")``),
 - ``model``: the detector's ``state_dict`` (float32, no DDP prefix),
-- ``epoch``, ``step``, ``epoch_step``, ``metrics`` (the last validation), ``history``,
+- ``epoch`` (epochs completed, i.e. the 0-based epoch in progress), ``step`` (batches done in the run),
+  ``epoch_step`` and ``samples_in_epoch`` (done in the epoch in progress), ``metrics`` (the last validation,
+  with ``monitor``), ``monitor_name``, ``history`` (one row per validation),
 - for resuming: ``optimizer``, ``schedule``, ``scaler``, ``sampler``, ``early_stopping``, ``counters`` and
   ``rng`` (per rank: torch, CUDA, numpy and Python generator states).
 
@@ -28,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ictal.data.cache import write_atomic
 from ictal.errors import IctalError
+from ictal.io.atomic import write_atomic
 
 if TYPE_CHECKING:
     from ictal.config.schema import IctalConfig

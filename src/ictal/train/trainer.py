@@ -37,10 +37,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 import ictal
 from ictal.config.schema import IctalConfig, config_from_dict
-from ictal.data.cache import write_atomic, write_json_atomic
+from ictal.data.cache import write_json_atomic
 from ictal.data.sampling import EpochSampler, make_loader, make_sampler
 from ictal.data.windows import WindowDataset
 from ictal.errors import IctalError
+from ictal.io.atomic import write_text_atomic
 from ictal.models.debug import NonFiniteError, describe_non_finite, detect_non_finite
 from ictal.models.mamba2 import mamba_backend
 from ictal.models.v3 import V3Detector, build_v3
@@ -271,8 +272,8 @@ class Trainer:
         self.writer: Any = None
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            text = yaml.safe_dump(self.cfg.model_dump(mode="json"), sort_keys=False)
-            write_atomic(self.run_dir / "config.yaml", lambda fh: fh.write(text.encode("utf-8")))
+            effective = yaml.safe_dump(self.cfg.model_dump(mode="json"), sort_keys=False)
+            write_text_atomic(self.run_dir / "config.yaml", effective)
             write_json_atomic(self.run_dir / "run.json", self._run_info())
             if t.tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
@@ -438,8 +439,14 @@ class Trainer:
                 for p in self.model.parameters():
                     if p.grad is not None:
                         torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
-            max_norm = t.grad_clip if t.grad_clip is not None else math.inf
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            norm = torch.nn.utils.get_total_norm(grads)
+            grad_norm = float(norm)
+            if not math.isfinite(grad_norm) and self.scaler is None:
+                # Named before clipping, which would spread the NaN into every gradient.
+                self._nonfinite_where = f"gradient of {self._first_nonfinite_grad()}"
+            if t.grad_clip is not None:
+                torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), t.grad_clip, norm)
             if self.scaler is not None:
                 scale = self.scaler.get_scale()
                 self.scaler.step(self.optimizer)  # skips the update itself when the grads overflowed
@@ -450,7 +457,6 @@ class Trainer:
                 self.optimizer.step()
             else:
                 skipped = "nonfinite_grad"
-                self._nonfinite_where = f"gradient of {self._first_nonfinite_grad()}"
         self.optimizer.zero_grad(set_to_none=True)
         if skipped in ("nonfinite_loss", "nonfinite_grad"):
             self.counters.nonfinite_total += 1
@@ -516,18 +522,23 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------- validation
 
-    def validate(self) -> dict[str, float]:
-        """Run the validator (every rank), log, record the history and update early stopping."""
+    def validate(self, epoch: int) -> dict[str, float]:
+        """Run the validator on every rank after (part of) 0-based ``epoch``; rank 0's metrics, everywhere."""
         ctx = ValidationContext(
             device=self.device,
             precision=self.precision,
             dist=self.dist,
             batch_size=self.cfg.training.batch_size,
-            epoch=self.epoch,
+            epoch=epoch,
             step=self.step,
         )
         t0 = time.monotonic()
-        metrics = self.validator(self.model, ctx)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            metrics = self.validator(self.model, ctx)
+        finally:
+            self.model.train(was_training)
         metrics = self.dist.broadcast_object(metrics, self.device)
         if "monitor" not in metrics:
             raise ValueError(f"validator {type(self.validator).__name__} returned no 'monitor' metric: {metrics}")
@@ -617,7 +628,7 @@ class Trainer:
             due = epoch_done and (self.epoch % t.val_every == 0 or self.epoch == t.epochs)
             kinds = ["last"]
             if due or out_of_time:
-                metrics = self.validate()
+                metrics = self.validate(finished_epoch)
                 improved = self.early_stopping.update(metrics["monitor"], finished_epoch)
                 row = {
                     "epoch": finished_epoch + 1,

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ValidationContext:
     """What a validator needs from the run: ``device`` of the model, ``precision`` (its ``autocast()`` for the
-    forward pass), ``dist`` (rank, world size, collectives), ``batch_size``, and where the run is
-    (``epoch``, 0-based, and global ``step``)."""
+    forward pass), ``dist`` (rank, world size, collectives), ``batch_size``, and where the run is: ``epoch``,
+    the 0-based epoch just trained (fully, or partly when a time budget ran out), and ``step``, batches so far."""
 
     device: torch.device
     precision: Precision
