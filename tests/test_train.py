@@ -292,8 +292,10 @@ class PoisonWeight(TrainCallback):
     """Sets one weight of the first TCN convolution to NaN: its output is the first non-finite one."""
 
     def on_batch_start(self, trainer: Trainer, batch: dict[str, Any]) -> None:
+        conv = trainer.model.get_submodule("tcn.layers.0.conv")
+        assert isinstance(conv, nn.Conv1d)
         with torch.no_grad():
-            trainer.model.tcn.layers[0].conv.weight[0, 0, 0] = float("nan")
+            conv.weight[0, 0, 0] = float("nan")
 
 
 def test_diagnosis_names_first_nonfinite_module(synthetic_cache: Path, tmp_path: Path) -> None:
