@@ -232,6 +232,13 @@ def test_bf16_autocast_keeps_scan_in_float32_and_stays_finite() -> None:
     assert state.ssm.dtype == torch.float32
     assert torch.isfinite(y).all()
     assert (y.float() - y32).norm() / y32.norm() < 5e-2
+    # Streaming under autocast: the bf16 conv state and float32 SSM state carry across calls.
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        first, carried = m(x[:, :33], return_state=True)
+        second = m(x[:, 33:], state=carried)
+        whole = m(x)
+    assert carried.conv.dtype == torch.bfloat16 and carried.ssm.dtype == torch.float32
+    assert_close(torch.cat([first, second], 1).float(), whole.float(), rtol=2e-2, atol=2e-2)
     bi = BiMamba2(16, d_state=8, headdim=8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = bi(x * 1e2).float().square().mean()
@@ -281,6 +288,16 @@ def test_bad_configuration_and_input_are_named() -> None:
     m = Mamba2(8, headdim=4)
     with pytest.raises(ValueError, match=r"\(B, L, 8\)"):
         m(torch.randn(2, 5, 7))
+
+
+def test_init_state_dtypes_and_detach() -> None:
+    m = Mamba2(8, d_state=4, headdim=4)
+    s = m.init_state(3, "cpu", torch.bfloat16)
+    assert s.conv.shape == (3, m.conv_dim, 3) and s.conv.dtype == torch.bfloat16
+    assert s.ssm.shape == (3, m.nheads, 4, 4) and s.ssm.dtype == torch.float32
+    assert m.init_state(1, "cpu", F64).ssm.dtype == F64
+    _, state = m(torch.randn(1, 5, 8, requires_grad=True), return_state=True)
+    assert state.ssm.requires_grad and not state.detach().ssm.requires_grad
 
 
 def test_backend_reporting_on_cpu() -> None:
