@@ -428,7 +428,7 @@ class Trainer:
         # The loss is checked before backward; every rank must take the same branch (DDP all-reduces grads).
         if self.dist.any(not math.isfinite(loss_value), self.device):
             skipped = "nonfinite_loss"
-            self._nonfinite_where = "loss"
+            self._nonfinite_where = "loss" if not math.isfinite(loss_value) else "loss on another rank"
         else:
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
