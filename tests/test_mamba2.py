@@ -96,9 +96,9 @@ def test_padding_leaves_state_unchanged() -> None:
     assert_close(h_padded, h_exact, rtol=1e-12, atol=1e-12)
 
 
-def small_module(chunk_size: int = 4, ngroups: int = 2, seed: int = 0) -> Mamba2:
+def small_module(chunk_size: int = 4, ngroups: int = 2, seed: int = 0, d_conv: int = 4) -> Mamba2:
     torch.manual_seed(seed)
-    m = Mamba2(12, d_state=6, expand=2, headdim=4, d_conv=4, chunk_size=chunk_size, ngroups=ngroups).to(F64)
+    m = Mamba2(12, d_state=6, expand=2, headdim=4, d_conv=d_conv, chunk_size=chunk_size, ngroups=ngroups).to(F64)
     with torch.no_grad():  # non-trivial norm and conv bias so every parameter matters
         m.norm.weight.uniform_(0.5, 1.5)
         m.conv1d.bias.normal_()
@@ -106,9 +106,9 @@ def small_module(chunk_size: int = 4, ngroups: int = 2, seed: int = 0) -> Mamba2
     return m
 
 
-@pytest.mark.parametrize("chunk_size", [1, 5, 16])
-def test_module_forward_equals_step_loop(chunk_size: int) -> None:
-    m = small_module(chunk_size)
+@pytest.mark.parametrize(("chunk_size", "d_conv"), [(1, 4), (5, 4), (16, 4), (4, 1), (4, 2)])
+def test_module_forward_equals_step_loop(chunk_size: int, d_conv: int) -> None:
+    m = small_module(chunk_size, d_conv=d_conv)
     x = torch.randn(3, 37, 12, dtype=F64)
     with torch.no_grad():
         y, state = m(x, return_state=True)
