@@ -47,8 +47,7 @@ class PreprocessConfig:
         nyquist = self.target_sfreq / 2
         if self.lowpass_hz is not None and self.lowpass_hz >= nyquist:
             raise ValueError(
-                f"lowpass_hz={self.lowpass_hz} must be below the Nyquist frequency of target_sfreq "
-                f"({nyquist} Hz)"
+                f"lowpass_hz={self.lowpass_hz} must be below the Nyquist frequency of target_sfreq ({nyquist} Hz)"
             )
         if self.lowpass_hz is not None and self.highpass_hz >= self.lowpass_hz:
             raise ValueError(f"highpass_hz={self.highpass_hz} must be below lowpass_hz={self.lowpass_hz}")
@@ -91,9 +90,7 @@ def filter_sos(cfg_key: tuple[float, float, float | None, int, int | None, float
 
 
 def _sos_for(cfg: PreprocessConfig) -> np.ndarray:
-    return filter_sos(
-        (cfg.target_sfreq, cfg.highpass_hz, cfg.lowpass_hz, cfg.filter_order, cfg.notch_hz, cfg.notch_q)
-    )
+    return filter_sos((cfg.target_sfreq, cfg.highpass_hz, cfg.lowpass_hz, cfg.filter_order, cfg.notch_hz, cfg.notch_q))
 
 
 def apply_filters(
