@@ -12,6 +12,9 @@ Both take ``(B, 19, 15360)`` and give ``(B, C, 960)``; wall-clock time is the me
 one warm-up, divided by the batch size. Forward runs in eval mode without gradients; forward+backward in train
 mode with a sum loss. MACs are counted with ``torch.utils.flop_counter``.
 
+OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE`` unless set otherwise): on a machine whose cores are
+shared, spinning threads make wall-clock times swing by several times from run to run.
+
     python benchmarks/tcn.py [--preset base] [--batch 2] [--threads 2] [--repeats 3] [--json out.json]
 """
 
@@ -19,16 +22,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
 
-import torch
-from torch import nn
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by OpenMP when torch loads
 
-from ictal.models.info import macs_per_window
-from ictal.models.tcn import TCNEncoder
-from ictal.models.v3 import V3Config
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from ictal.models.info import macs_per_window  # noqa: E402
+from ictal.models.tcn import TCNEncoder  # noqa: E402
+from ictal.models.v3 import V3Config  # noqa: E402
 
 WINDOW_SAMPLES = 15_360  # 60 s at 256 Hz
 
@@ -111,7 +117,6 @@ def main() -> None:
     ref_fwd, ref_train = time_encoder(reference, x, args.repeats)
     our_fwd, our_train = time_encoder(ours, x, args.repeats)
     figures = {
-        "preset": args.preset,
         "batch_windows": args.batch,
         "threads": args.threads,
         "reference_forward_ms_per_window": 1e3 * ref_fwd,
@@ -127,6 +132,7 @@ def main() -> None:
         "reference_receptive_field_s": (1 + 6 * (2**8 - 1) + 15) / 256,
         "ours_receptive_field_s": ours.receptive_field_samples / 256,
     }
+    print(f"TCN encoder, ours = {args.preset} preset, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value:.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
