@@ -18,7 +18,15 @@ app = typer.Typer(
 )
 
 #: Sub-command modules under ``ictal.cli``; each owns its command(s).
-COMMANDS: tuple[str, ...] = ("validate_cmd", "score_cmd", "cache_cmd", "synth_cmd", "model_info_cmd", "train_cmd")
+COMMANDS: tuple[str, ...] = (
+    "validate_cmd",
+    "score_cmd",
+    "cache_cmd",
+    "synth_cmd",
+    "model_info_cmd",
+    "train_cmd",
+    "evaluate_cmd",
+)
 
 for _name in COMMANDS:
     importlib.import_module(f"ictal.cli.{_name}").register(app)

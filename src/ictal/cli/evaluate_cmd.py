@@ -1,0 +1,115 @@
+"""``ictal evaluate CHECKPOINT --split dev|eval``: every scorer, thresholds from dev, files and plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ictal.errors import IctalError
+from ictal.infer.evaluate import (
+    EvaluationResult,
+    evaluate_split,
+    headline,
+    read_thresholds,
+    split_traces,
+    write_evaluation,
+    write_plots,
+)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; an explicit ``cuda`` without CUDA is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise IctalError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def results_table(result: EvaluationResult) -> Table:
+    m = result.metrics
+    table = Table(
+        title=(
+            f"{result.detector} on {result.split}: {m['n_recordings']} recordings, {m['hours']:.2f} h, "
+            f"{m['n_ref_seizures']} seizures; thresholds chosen on {result.thresholds_chosen_on}"
+        )
+    )
+    for col in ("scorer / label SEIZ / aggregation", "target FA/24h", "sensitivity %", "FA/24h"):
+        table.add_column(col, justify="left" if col.startswith("scorer") else "right")
+    for row in headline(m):
+        table.add_row(*row)
+    table.caption = f"frame AUROC {m['auroc']:.3f}, ECE {m['ece']:.3f}"
+    return table
+
+
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by `ictal train` (best.pt, last.pt, ...)."),
+    split: str = typer.Option(..., "--split", help="dev or eval (or any split folder of the cache)."),
+    thresholds_from: Path | None = typer.Option(
+        None, "--thresholds-from", help="results.json of a dev run: its thresholds are applied unchanged."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default: next to the checkpoint)."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Cache root (default: the checkpoint's config)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Windows per forward pass."),
+    choose_on_split: bool = typer.Option(
+        False, "--choose-on-split", help="Choose thresholds on this (non-dev) split: a leak, labelled as such."
+    ),
+) -> None:
+    """Run the model over every recording of a cached split and score it with every scorer."""
+    from ictal.train.checkpoint import load_model
+
+    console = Console()
+    try:
+        dev = resolve_device(device)
+        model, cfg, meta = load_model(checkpoint, dev)
+        root = cache_dir or cfg.data.cache_dir
+        if root is None:
+            raise IctalError("no cache: pass --cache-dir or set data.cache_dir in the training config")
+        thresholds, chosen_on = (None, None)
+        if thresholds_from is not None:
+            thresholds, chosen_on = read_thresholds(thresholds_from)
+            if chosen_on == split and split != "dev":
+                console.print(f"[yellow]warning: thresholds in {thresholds_from} were chosen on {split} itself")
+        out_dir = out or checkpoint.parent / f"evaluate-{split}"
+        columns = (
+            TextColumn(f"[bold]evaluate {split}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+        )  # fmt: skip
+        with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+            task = bar.add_task("evaluate", total=None)
+            traces = split_traces(
+                root, split, model=model, window_s=cfg.data.window_s, stride_s=cfg.data.stride_s,
+                batch_size=batch_size, device=dev,
+                progress=lambda _name, done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+        result = evaluate_split(
+            traces,
+            cfg.post,
+            cfg.szcore,
+            thresholds=thresholds,
+            thresholds_chosen_on=chosen_on,
+            allow_choose_on_this_split=True if choose_on_split else None,
+        )
+        extra = {
+            "checkpoint": str(checkpoint),
+            "checkpoint_epoch": meta.get("epoch"),
+            "config": cfg.model_dump(mode="json"),
+        }
+        path = write_evaluation(result, out_dir, extra=extra)
+        write_plots(result, out_dir)
+    except IctalError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    console.print(results_table(result))
+    console.print(f"wrote {path}, {out_dir}/ref.list, {out_dir}/hyp.list and plots in {out_dir}/")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
