@@ -6,7 +6,8 @@ A checkpoint is a ``torch.save`` dict with
   ``torch_version``, ``mamba_backend`` (the Mamba path that trained it), ``precision``, ``device``,
   ``world_size``, ``created`` (UTC ISO time),
 - ``config``: the run's whole config (``IctalConfig.model_dump(mode="json")``),
-- ``model``: the detector's ``state_dict`` (float32, no DDP prefix),
+- ``model``: the detector's ``state_dict`` on CPU (float32 weights whatever the autocast precision; no DDP
+  prefix),
 - ``epoch`` (epochs completed, i.e. the 0-based epoch in progress), ``step`` (batches done in the run),
   ``epoch_step`` and ``samples_in_epoch`` (done in the epoch in progress), ``metrics`` (the last validation,
   with ``monitor``), ``monitor_name``, ``history`` (one row per validation),

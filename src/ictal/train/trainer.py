@@ -373,10 +373,7 @@ class Trainer:
             "world_size": self.dist.world_size,
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "config": self.cfg.model_dump(mode="json"),
-            "model": {
-                k: v.detach().float().cpu() if v.is_floating_point() else v.cpu()
-                for k, v in self.model.state_dict().items()
-            },  # fmt: skip
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "epoch": self.epoch,
             "step": self.step,
             "epoch_step": self.epoch_step,
