@@ -56,8 +56,8 @@ class NodeStreamConfig:
     headdim: PositiveInt = 8
     n_layers: PositiveInt = 6
     d_conv: PositiveInt = 4
-    #: SSD chunk length of the PyTorch scan: speed and memory only, never the result.
-    chunk_size: PositiveInt = 64
+    #: SSD chunk length of the PyTorch scan (the CUDA kernels use their own): speed and memory only.
+    chunk_size: PositiveInt = 16
     #: Run the Mamba stack on frames averaged in groups of this many (1 = every frame, the V3 design); its
     #: output is repeated back to every frame and added to the full-rate features.
     time_pool: PositiveInt = 1
@@ -80,7 +80,8 @@ class EdgeStreamConfig:
     headdim: PositiveInt = 8
     n_layers: PositiveInt = 2
     d_conv: PositiveInt = 4
-    chunk_size: PositiveInt = 64
+    #: SSD chunk length of the PyTorch scan (the CUDA kernels use their own): speed and memory only.
+    chunk_size: PositiveInt = 16
     #: Run the edge Mamba on similarities averaged over this many frames (1 = every frame); the edge weights
     #: are repeated back to every frame.
     time_pool: PositiveInt = 1
@@ -119,8 +120,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
     # reduced frame rate (the pure-PyTorch scan dominates CPU time).
     "tiny": {
         "tcn": {"widths": (8, 8, 16, 16, 32, 32, 32, 32), "dropout": 0.0},
-        "node": {"d_model": 16, "d_state": 8, "n_layers": 1, "chunk_size": 16, "time_pool": 4},
-        "edge": {"d_model": 4, "d_state": 4, "headdim": 4, "n_layers": 1, "chunk_size": 16, "time_pool": 16},
+        "node": {"d_model": 16, "d_state": 8, "n_layers": 1, "time_pool": 4},
+        "edge": {"d_model": 4, "d_state": 4, "headdim": 4, "n_layers": 1, "time_pool": 16},
         "graph": {"n_layers": 1, "pe_k": 8, "semi_dynamic_interval": 32},
         "head_width": 32,
         "dropout": 0.0,
