@@ -9,6 +9,7 @@ import numpy as np
 import pydantic
 import pytest
 import torch
+import torch.utils.checkpoint
 import typer
 import yaml
 from typer.testing import CliRunner
@@ -115,6 +116,29 @@ def test_finite_outputs_and_gradients_on_adversarial_inputs(tiny: V3Detector, ca
     out.float().pow(2).mean().backward()
     bad = [n for n, p in tiny.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
     assert bad == [], f"{case} / {precision}: non-finite gradients in {bad}"
+
+
+def test_activation_checkpointing_gives_the_same_output_and_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real_checkpoint = torch.utils.checkpoint.checkpoint
+
+    def spy(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real_checkpoint(*args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", spy)
+    x = torch.randn(2, 19, T)
+    grads = []
+    for checkpointed in (False, True):
+        torch.manual_seed(0)
+        model = V3Detector(V3Config.from_preset("tiny", activation_checkpointing=checkpointed))
+        out = model(x)
+        out.pow(2).mean().backward()
+        grads.append((out.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    assert len(calls) == 2  # tiny: one node layer and one edge layer, checkpointed only when asked
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    for name, g in grads[0][1].items():
+        torch.testing.assert_close(grads[1][1][name], g, msg=name)
 
 
 @pytest.mark.parametrize("interval", [1, 4, 16])

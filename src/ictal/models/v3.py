@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 import yaml
 from torch import nn
 
@@ -155,6 +156,9 @@ class V3Config:
     dropout: Annotated[float, pydantic.Field(ge=0.0, lt=1.0)] = 0.1
     #: How frame logits become per-sample logits: linear interpolation or repetition.
     upsample: Literal["linear", "repeat"] = "linear"
+    #: Recompute the Mamba layers' activations in the backward pass instead of storing them (training only):
+    #: less memory for more compute, the same gradients.
+    activation_checkpointing: bool = False
     #: Raise at the first module with a non-finite output (``BGB_NAN_DEBUG`` overrides, read at run time).
     debug_nan: bool = False
 
@@ -208,6 +212,17 @@ def _unpool_time(x: torch.Tensor, factor: int, length: int) -> torch.Tensor:
     return x.repeat_interleave(factor, dim=1)[:, :length]
 
 
+def _run_sequence_layers(layers: nn.ModuleList, h: torch.Tensor, checkpointed: bool) -> torch.Tensor:
+    """Apply ``layers`` in turn to ``(N, L, D)``; with ``checkpointed`` (and autograd on), each layer's
+    activations are recomputed during backward rather than kept."""
+    for layer in layers:
+        if checkpointed and torch.is_grad_enabled():
+            h = torch.utils.checkpoint.checkpoint(layer, h, use_reentrant=False)
+        else:
+            h = layer(h)
+    return h
+
+
 class ElectrodeProjection(nn.Module):
     """``(B, C, F)`` TCN frames -> ``(B, F, 19, D)`` per-electrode features (linear map, then LayerNorm)."""
 
@@ -225,8 +240,9 @@ class ElectrodeProjection(nn.Module):
 class NodeStream(nn.Module):
     """``(B, F, 19, D) -> (B, F, 19, D)``: a stack of BiMamba2 layers over time, per electrode, then LayerNorm."""
 
-    def __init__(self, cfg: NodeStreamConfig) -> None:
+    def __init__(self, cfg: NodeStreamConfig, checkpointed: bool = False) -> None:
         super().__init__()
+        self.checkpointed = checkpointed
         kw = _mamba_kwargs(cfg)
         self.layers = nn.ModuleList(BiMamba2(cfg.d_model, **kw) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
@@ -236,9 +252,7 @@ class NodeStream(nn.Module):
         b, f, n, d = nodes.shape
         seq = nodes.permute(0, 2, 1, 3).reshape(b * n, f, d)  # one sequence per (window, electrode)
         pooled = _pool_time(seq, self.time_pool)
-        h = pooled
-        for layer in self.layers:
-            h = layer(h)
+        h = _run_sequence_layers(self.layers, pooled, self.checkpointed)
         # Each BiMamba2 layer is residual, so h - pooled is what the stack adds; add it at full rate.
         seq = (seq + _unpool_time(h - pooled, self.time_pool, f)) if self.time_pool > 1 else h
         return self.norm(seq.view(b, n, f, d).permute(0, 2, 1, 3))
@@ -252,8 +266,9 @@ class EdgeStream(nn.Module):
     positive and bounded, whatever the input.
     """
 
-    def __init__(self, cfg: EdgeStreamConfig) -> None:
+    def __init__(self, cfg: EdgeStreamConfig, checkpointed: bool = False) -> None:
         super().__init__()
+        self.checkpointed = checkpointed
         self.similarity = cfg.similarity
         self.time_pool = cfg.time_pool
         self.lift = nn.Linear(1, cfg.d_model)
@@ -267,9 +282,7 @@ class EdgeStream(nn.Module):
         sim = pair_similarity(nodes, self.similarity)  # (B, F, P)
         p = sim.shape[-1]
         seq = sim.permute(0, 2, 1).reshape(b * p, f, 1)  # one sequence per (window, pair)
-        h = self.lift(_pool_time(seq, self.time_pool))
-        for layer in self.layers:
-            h = layer(h)
+        h = _run_sequence_layers(self.layers, self.lift(_pool_time(seq, self.time_pool)), self.checkpointed)
         # float32 even under autocast: top-k ranks these weights and bf16 would tie many of them.
         w = torch.sigmoid(self.readout(self.norm(h)).float())  # (B*P, F', 1)
         w = _unpool_time(w, self.time_pool, f)
@@ -333,8 +346,8 @@ class V3Detector(nn.Module):
         d = cfg.node.d_model
         self.tcn = TCNEncoder(cfg.tcn, in_channels=N_NODES)
         self.projection = ElectrodeProjection(self.tcn.out_channels, d)
-        self.node_stream = NodeStream(cfg.node)
-        self.edge_stream = EdgeStream(cfg.edge)
+        self.node_stream = NodeStream(cfg.node, cfg.activation_checkpointing)
+        self.edge_stream = EdgeStream(cfg.edge, cfg.activation_checkpointing)
         self.adjacency = LearnedAdjacency(cfg.graph.top_k, cfg.graph.threshold, cfg.graph.symmetrize)
         self.graph_pe = LaplacianPE(cfg.graph.pe_k, cfg.graph.use_dynamic_pe, cfg.graph.semi_dynamic_interval)
         self.graph = GraphNetwork(d, cfg.graph, cfg.dropout)
