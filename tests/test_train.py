@@ -241,9 +241,15 @@ def test_resume_after_kill_mid_epoch_is_exact(synthetic_cache: Path, tmp_path: P
     assert json.loads((tmp_path / "b" / "run.json").read_text())["resumed_from_step"] == 6
 
 
-def test_resume_needs_last_checkpoint(synthetic_cache: Path, tmp_path: Path) -> None:
+def test_resume_needs_last_checkpoint_and_a_new_run_refuses_to_overwrite(synthetic_cache: Path, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no last.pt"):
         Trainer(make_cfg(synthetic_cache, tmp_path / "empty"), resume=True).fit()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"a week of training")
+    with pytest.raises(CheckpointError, match="already holds last.pt from an earlier run; continue it with --resume"):
+        Trainer(make_cfg(synthetic_cache, run)).fit()
+    assert (run / "last.pt").read_bytes() == b"a week of training"
 
 
 class PoisonBatch(TrainCallback):

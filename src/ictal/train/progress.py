@@ -90,10 +90,15 @@ class ProgressReporter:
         rate = self.rate(info.step)
         pct = 100.0 * info.step / max(1, self.total_steps)
         loss = f"{info.loss:.4f}" if math.isfinite(info.loss) else "non-finite"
+        speed = (
+            f"{rate:.2f} windows/s, {format_duration(self.seconds_left(info.step))} left"
+            if math.isfinite(rate)
+            else "first step of this process done (rate from the next heartbeat)"
+        )
         return (
             f"epoch {info.epoch + 1}/{self.epochs} step {info.epoch_step}/{self.steps_per_epoch} "
-            f"({info.step}/{self.total_steps}, {pct:.0f}%): loss {loss}, lr {info.lr:.2e}, "
-            f"{rate:.2f} windows/s, {format_duration(self.seconds_left(info.step))} left, non-finite steps {nonfinite}"
+            f"({info.step}/{self.total_steps}, {pct:.0f}%): loss {loss}, lr {info.lr:.2e}, {speed}, "
+            f"non-finite steps {nonfinite}"
         )
 
     def update(self, info: StepInfo, nonfinite: int) -> None:

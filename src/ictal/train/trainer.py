@@ -232,6 +232,13 @@ class Trainer:
     def _setup(self) -> None:
         t = self.cfg.training
         self.dist, self.device = init_distributed(t.device)
+        earlier = self.dist.is_main and (self.run_dir / "last.pt").is_file()
+        if not self.resume and self.dist.any(earlier, self.device):
+            # Every rank raises (rank 0 alone sees rank 0's disk): none is left waiting in a collective.
+            raise CheckpointError(
+                f"{self.run_dir} already holds last.pt from an earlier run; continue it with --resume, or start a "
+                "new run in another folder (--run-dir / training.run_dir) or after moving that one away"
+            )
         if t.num_threads is not None:
             torch.set_num_threads(t.num_threads)
         configure_determinism(t.deterministic, self.device)
