@@ -11,14 +11,23 @@ Data flow for ``x``: ``(B, 19, T)`` z-scored EEG at 256 Hz (``T`` a multiple of 
     graph        nodes, adj, pe      -> (B, F, 19, D)          SSGConv layers, dense batched 19x19 algebra
     head         (B, F, 19, D)       -> (B, F)                 back to (B, W, F), then one logit per frame
 
-``forward(x, per_sample=True)`` upsamples the frame logits to ``(B, T)``. Stability comes from the design:
-LayerNorm at every stage boundary, edge weights bounded in (0, 1) by a sigmoid, graph degrees >= 1 by
-construction, eigendecompositions in float64 without gradient; nothing clamps activations.
+``forward(x, per_sample=True)`` upsamples the frame logits to ``(B, T)``.
+
+Streaming (``model.streamable: true``): the TCN is causal and both Mamba stacks read forward only, so a frame's
+logit depends on the present and the past (and on the rest of its pooling / PE group, at most
+``stream_granularity`` samples ahead). ``forward_chunk(x, state)`` then runs a recording of any length chunk
+by chunk, carrying the TCN's last inputs and every Mamba layer's state: the concatenated logits equal one
+``forward`` over the whole recording to float tolerance. The default V3 (bidirectional) cannot do this.
+
+Stability comes from the design: LayerNorm at every stage boundary, edge weights bounded in (0, 1) by a sigmoid,
+graph degrees >= 1 by construction, eigendecompositions in float64 without gradient; nothing clamps activations.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -40,7 +49,7 @@ from ictal.models.graph import (
     gcn_propagation,
     pair_similarity,
 )
-from ictal.models.mamba2 import BiMamba2
+from ictal.models.mamba2 import BiMamba2, Mamba2, Mamba2State
 from ictal.models.tcn import FRAME_STRIDE, TCNConfig, TCNEncoder
 
 PositiveInt = Annotated[int, pydantic.Field(ge=1)]
@@ -161,6 +170,9 @@ class V3Config:
     activation_checkpointing: bool = False
     #: Raise at the first module with a non-finite output (``BGB_NAN_DEBUG`` overrides, read at run time).
     debug_nan: bool = False
+    #: Causal TCN and forward-only Mamba layers, so ``forward_chunk`` can stream a recording carrying state
+    #: (``ictal stream``); False is the V3 design (bidirectional Mamba), which only runs on whole windows.
+    streamable: bool = False
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -212,6 +224,44 @@ def _unpool_time(x: torch.Tensor, factor: int, length: int) -> torch.Tensor:
     return x.repeat_interleave(factor, dim=1)[:, :length]
 
 
+class ForwardMamba2(nn.Module):
+    """Forward-only residual Mamba2 block of a streamable model: ``x + M(RMSNorm(x))``, causal in time.
+
+    The causal twin of :class:`~ictal.models.mamba2.BiMamba2` (same norm and residual, one direction), whose
+    state can be carried from one chunk of a recording to the next. x: ``(B, L, d_model) -> (B, L, d_model)``.
+    """
+
+    def __init__(self, d_model: int, **mamba_kwargs: Any) -> None:
+        super().__init__()
+        self.norm = nn.RMSNorm(d_model, eps=1e-5)
+        self.mamba_forward = Mamba2(d_model, **mamba_kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mamba_forward(self.norm(x))
+
+    def forward_chunk(self, x: torch.Tensor, state: Mamba2State | None) -> tuple[torch.Tensor, Mamba2State]:
+        """The next chunk ``x`` of a sequence whose earlier chunks left ``state`` (None: the start)."""
+        out, after = self.mamba_forward(self.norm(x), state, return_state=True)
+        return x + out, after
+
+
+def _sequence_layers(cls: type[nn.Module], n_layers: int, d_model: int, kw: dict[str, Any]) -> nn.ModuleList:
+    return nn.ModuleList(cls(d_model, **kw) for _ in range(n_layers))
+
+
+def _run_stateful_layers(
+    layers: nn.ModuleList, h: torch.Tensor, states: list[Mamba2State] | None
+) -> tuple[torch.Tensor, list[Mamba2State]]:
+    """Continue ``(N, L, D)`` sequences through forward-only layers from ``states`` (None: the start)."""
+    after = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, ForwardMamba2):
+            raise ValueError("streaming needs forward-only Mamba layers: build the model with model.streamable: true")
+        h, state = layer.forward_chunk(h, None if states is None else states[i])
+        after.append(state)
+    return h, after
+
+
 def _run_sequence_layers(layers: nn.ModuleList, h: torch.Tensor, checkpointed: bool) -> torch.Tensor:
     """Apply ``layers`` in turn to ``(N, L, D)``; with ``checkpointed`` (and autograd on), each layer's
     activations are recomputed during backward rather than kept."""
@@ -238,24 +288,36 @@ class ElectrodeProjection(nn.Module):
 
 
 class NodeStream(nn.Module):
-    """``(B, F, 19, D) -> (B, F, 19, D)``: a stack of BiMamba2 layers over time, per electrode, then LayerNorm."""
+    """``(B, F, 19, D) -> (B, F, 19, D)``: a stack of BiMamba2 layers (forward-only ``ForwardMamba2`` when
+    ``streamable``) over time, per electrode, then LayerNorm."""
 
-    def __init__(self, cfg: NodeStreamConfig, checkpointed: bool = False) -> None:
+    def __init__(self, cfg: NodeStreamConfig, checkpointed: bool = False, streamable: bool = False) -> None:
         super().__init__()
         self.checkpointed = checkpointed
-        kw = _mamba_kwargs(cfg)
-        self.layers = nn.ModuleList(BiMamba2(cfg.d_model, **kw) for _ in range(cfg.n_layers))
+        block = ForwardMamba2 if streamable else BiMamba2
+        self.layers = _sequence_layers(block, cfg.n_layers, cfg.d_model, _mamba_kwargs(cfg))
         self.norm = nn.LayerNorm(cfg.d_model)
         self.time_pool = cfg.time_pool
 
     def forward(self, nodes: torch.Tensor) -> torch.Tensor:
+        return self._mix(nodes, lambda h: (_run_sequence_layers(self.layers, h, self.checkpointed), []))[0]
+
+    def forward_chunk(
+        self, nodes: torch.Tensor, states: list[Mamba2State] | None
+    ) -> tuple[torch.Tensor, list[Mamba2State]]:
+        """Streamable stacks: the next chunk of frames, continuing from ``states`` (None: the start)."""
+        return self._mix(nodes, lambda h: _run_stateful_layers(self.layers, h, states))
+
+    def _mix(
+        self, nodes: torch.Tensor, run: Callable[[torch.Tensor], tuple[torch.Tensor, list[Mamba2State]]]
+    ) -> tuple[torch.Tensor, list[Mamba2State]]:
         b, f, n, d = nodes.shape
         seq = nodes.permute(0, 2, 1, 3).reshape(b * n, f, d)  # one sequence per (window, electrode)
         pooled = _pool_time(seq, self.time_pool)
-        h = _run_sequence_layers(self.layers, pooled, self.checkpointed)
-        # Each BiMamba2 layer is residual, so h - pooled is what the stack adds; add it at full rate.
+        h, states = run(pooled)
+        # Each Mamba layer is residual, so h - pooled is what the stack adds; add it at full rate.
         seq = (seq + _unpool_time(h - pooled, self.time_pool, f)) if self.time_pool > 1 else h
-        return self.norm(seq.view(b, n, f, d).permute(0, 2, 1, 3))
+        return self.norm(seq.view(b, n, f, d).permute(0, 2, 1, 3)), states
 
 
 class EdgeStream(nn.Module):
@@ -266,27 +328,38 @@ class EdgeStream(nn.Module):
     positive and bounded, whatever the input.
     """
 
-    def __init__(self, cfg: EdgeStreamConfig, checkpointed: bool = False) -> None:
+    def __init__(self, cfg: EdgeStreamConfig, checkpointed: bool = False, streamable: bool = False) -> None:
         super().__init__()
         self.checkpointed = checkpointed
         self.similarity = cfg.similarity
         self.time_pool = cfg.time_pool
         self.lift = nn.Linear(1, cfg.d_model)
-        kw = _mamba_kwargs(cfg)
-        self.layers = nn.ModuleList(BiMamba2(cfg.d_model, **kw) for _ in range(cfg.n_layers))
+        block = ForwardMamba2 if streamable else BiMamba2
+        self.layers = _sequence_layers(block, cfg.n_layers, cfg.d_model, _mamba_kwargs(cfg))
         self.norm = nn.LayerNorm(cfg.d_model)
         self.readout = nn.Linear(cfg.d_model, 1)
 
     def forward(self, nodes: torch.Tensor) -> torch.Tensor:
+        return self._weights(nodes, lambda h: (_run_sequence_layers(self.layers, h, self.checkpointed), []))[0]
+
+    def forward_chunk(
+        self, nodes: torch.Tensor, states: list[Mamba2State] | None
+    ) -> tuple[torch.Tensor, list[Mamba2State]]:
+        """Streamable stacks: the next chunk of frames, continuing from ``states`` (None: the start)."""
+        return self._weights(nodes, lambda h: _run_stateful_layers(self.layers, h, states))
+
+    def _weights(
+        self, nodes: torch.Tensor, run: Callable[[torch.Tensor], tuple[torch.Tensor, list[Mamba2State]]]
+    ) -> tuple[torch.Tensor, list[Mamba2State]]:
         b, f, _, _ = nodes.shape
         sim = pair_similarity(nodes, self.similarity)  # (B, F, P)
         p = sim.shape[-1]
         seq = sim.permute(0, 2, 1).reshape(b * p, f, 1)  # one sequence per (window, pair)
-        h = _run_sequence_layers(self.layers, self.lift(_pool_time(seq, self.time_pool)), self.checkpointed)
+        h, states = run(self.lift(_pool_time(seq, self.time_pool)))
         # float32 even under autocast: top-k ranks these weights and bf16 would tie many of them.
         w = torch.sigmoid(self.readout(self.norm(h)).float())  # (B*P, F', 1)
         w = _unpool_time(w, self.time_pool, f)
-        return w.view(b, p, f).permute(0, 2, 1)
+        return w.view(b, p, f).permute(0, 2, 1), states
 
 
 class GraphNetwork(nn.Module):
@@ -331,11 +404,27 @@ class FrameHead(nn.Module):
         return self.out(h).squeeze(-1)
 
 
+@dataclass
+class V3StreamState:
+    """What a streamable :class:`V3Detector` carries from one chunk of a recording to the next.
+
+    ``tcn``: each TCN layer's last inputs; ``node`` / ``edge``: each Mamba layer's state (per electrode / pair
+    sequence); ``frames``: frames done; ``closed``: a chunk shorter than ``stream_granularity`` came (the end).
+    """
+
+    tcn: list[torch.Tensor]
+    node: list[Mamba2State]
+    edge: list[Mamba2State]
+    frames: int
+    closed: bool
+
+
 class V3Detector(nn.Module):
     """The V3 detector. ``forward(x)``: ``(B, 19, T)`` z-scored EEG at 256 Hz -> ``(B, T // 16)`` frame logits.
 
     ``forward(x, per_sample=True)`` returns ``(B, T)`` sample logits instead (frame logits upsampled by
     ``config.upsample``). ``T`` must be a multiple of 16; a 60 s window (T = 15,360) gives 960 frames at 16 Hz.
+    A streamable model (``config.streamable``) also runs chunk by chunk: :meth:`forward_chunk`.
     """
 
     frame_stride = FRAME_STRIDE
@@ -344,10 +433,10 @@ class V3Detector(nn.Module):
         super().__init__()
         self.config = cfg = config if config is not None else V3Config()
         d = cfg.node.d_model
-        self.tcn = TCNEncoder(cfg.tcn, in_channels=N_NODES)
+        self.tcn = TCNEncoder(cfg.tcn, in_channels=N_NODES, causal=cfg.streamable)
         self.projection = ElectrodeProjection(self.tcn.out_channels, d)
-        self.node_stream = NodeStream(cfg.node, cfg.activation_checkpointing)
-        self.edge_stream = EdgeStream(cfg.edge, cfg.activation_checkpointing)
+        self.node_stream = NodeStream(cfg.node, cfg.activation_checkpointing, cfg.streamable)
+        self.edge_stream = EdgeStream(cfg.edge, cfg.activation_checkpointing, cfg.streamable)
         self.adjacency = LearnedAdjacency(cfg.graph.top_k, cfg.graph.threshold, cfg.graph.symmetrize)
         self.graph_pe = LaplacianPE(cfg.graph.pe_k, cfg.graph.use_dynamic_pe, cfg.graph.semi_dynamic_interval)
         self.graph = GraphNetwork(d, cfg.graph, cfg.dropout)
@@ -374,12 +463,58 @@ class V3Detector(nn.Module):
             raise NonFiniteError("(output)", "V3Detector upsampling", problem)
         return out
 
+    @property
+    def streamable(self) -> bool:
+        return self.config.streamable
+
+    @property
+    def stream_granularity(self) -> int:
+        """Samples (at 256 Hz) every chunk but the last must be a multiple of: frames are pooled in groups and
+        the dynamic PE is sampled every ``semi_dynamic_interval`` frames, and a chunk must not split a group."""
+        cfg = self.config
+        interval = cfg.graph.semi_dynamic_interval if cfg.graph.use_dynamic_pe else 1
+        return FRAME_STRIDE * math.lcm(cfg.node.time_pool, cfg.edge.time_pool, interval)
+
+    def forward_chunk(self, x: torch.Tensor, state: V3StreamState | None = None) -> tuple[torch.Tensor, V3StreamState]:
+        """The next chunk of a recording: ``x`` ``(B, 19, L)`` z-units at 256 Hz -> ``(B, L // 16)`` frame logits
+        and the state to pass with the next chunk (None starts a recording).
+
+        ``L`` must be a multiple of :attr:`stream_granularity`, except for the last chunk (a multiple of 16).
+        Only for ``config.streamable`` models; the logits equal ``forward`` on the concatenated chunks.
+        """
+        if not self.config.streamable:
+            raise ValueError(
+                "this model is bidirectional and cannot carry state across chunks; train one with "
+                "model.streamable: true, or score overlapping windows (ictal predict)"
+            )
+        if x.ndim != 3 or x.shape[1] != N_NODES:
+            raise ValueError(f"V3Detector expects (batch, {N_NODES}, samples) EEG, got shape {tuple(x.shape)}")
+        if state is not None and state.closed:
+            raise ValueError(
+                f"a chunk of a length that is not a multiple of {self.stream_granularity} samples ends a stream; "
+                "no chunk may follow it (start a new stream with state=None)"
+            )
+        if x.shape[-1] % FRAME_STRIDE or x.shape[-1] == 0:
+            raise ValueError(f"chunk length {x.shape[-1]} samples is not a positive multiple of {FRAME_STRIDE}")
+        frames, tcn_state = self.tcn.forward_chunk(x, None if state is None else state.tcn)
+        nodes, node_state = self.node_stream.forward_chunk(
+            self.projection(frames), None if state is None else state.node
+        )
+        edges, edge_state = self.edge_stream.forward_chunk(nodes, None if state is None else state.edge)
+        logits = self._graph_head(nodes, edges)
+        done = (0 if state is None else state.frames) + logits.shape[-1]
+        closed = x.shape[-1] % self.stream_granularity != 0
+        return logits, V3StreamState(tcn_state, node_state, edge_state, done, closed)
+
+    def _graph_head(self, nodes: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        adj = self.adjacency(edges)  # (B, F, 19, 19)
+        pe = self.graph_pe(adj)  # (B, F, 19, k), no gradient
+        return self.head(self.graph(nodes, adj, pe))  # (B, F)
+
     def _forward(self, x: torch.Tensor, per_sample: bool) -> torch.Tensor:
         frames = self.tcn(x)  # (B, C, F)
         nodes = self.node_stream(self.projection(frames))  # (B, F, 19, D)
-        adj = self.adjacency(self.edge_stream(nodes))  # (B, F, 19, 19)
-        pe = self.graph_pe(adj)  # (B, F, 19, k), no gradient
-        logits = self.head(self.graph(nodes, adj, pe))  # (B, F)
+        logits = self._graph_head(nodes, self.edge_stream(nodes))  # (B, F)
         if not per_sample:
             return logits
         if self.config.upsample == "repeat":
