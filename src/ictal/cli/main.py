@@ -26,6 +26,9 @@ COMMANDS: tuple[str, ...] = (
     "model_info_cmd",
     "train_cmd",
     "evaluate_cmd",
+    "predict_cmd",
+    "stream_cmd",
+    "report_cmd",
 )
 
 for _name in COMMANDS:
