@@ -130,6 +130,11 @@ class WindowedScorer:
         self._pending: list[tuple[int, np.ndarray]] = []
         self._finished = False
 
+    @property
+    def buffered_samples(self) -> int:
+        """Samples of signal held now (at most one window plus one push)."""
+        return 0 if self._buffer is None else int(self._buffer.shape[1])
+
     def describe(self) -> str:
         return (
             f"overlapping windows of {self.window / 256:g} s every {self.stride / 256:g} s, "
@@ -229,8 +234,12 @@ class ContinuousScorer:
         self.n_samples = 0
         self._buffer = np.zeros((0, 0), dtype=np.float32)
         self._state: object | None = None
-        self._frames_out = 0
         self._finished = False
+
+    @property
+    def buffered_samples(self) -> int:
+        """Samples of signal held now (less than one ``stream_granularity``, between pushes)."""
+        return int(self._buffer.shape[1]) if self._buffer.size else 0
 
     def describe(self) -> str:
         return (
@@ -274,9 +283,7 @@ class ContinuousScorer:
                 )
         finally:
             self.model.train(was_training)
-        probs = torch.sigmoid(logits.float())[0].cpu().numpy().astype(np.float32, copy=False)
-        self._frames_out += probs.shape[0]
-        return probs
+        return torch.sigmoid(logits.float())[0].cpu().numpy().astype(np.float32, copy=False)
 
 
 def make_scorer(

@@ -121,6 +121,11 @@ class PolyphaseResampler:
     def identity(self) -> bool:
         return self.up == self.down
 
+    @property
+    def buffered_samples(self) -> int:
+        """Input samples held now (the margin before the next block, plus the last push)."""
+        return int(self._buffer.shape[1])
+
     def push(self, x: np.ndarray) -> np.ndarray:
         """Add input ``(C, n)`` at ``sfreq`` (float64 preferred); return the output ``(C, m)`` float64 now final."""
         if self._finished:
