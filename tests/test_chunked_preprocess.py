@@ -104,7 +104,7 @@ def test_running_stats_equal_whole_array_stats() -> None:
 def test_chunks_from_an_edf_equal_preprocessing_the_whole_file(tmp_path: Path) -> None:
     rec = synthesize_recording(75, 250.0, 1, np.random.default_rng(3))
     rows = [SOURCE_CHANNELS.index(c) for c in CANONICAL_19]
-    path = write_edf(tmp_path / "r.edf", rec.data[rows], 250.0, [f"EEG {c.upper()}-REF" for c in CANONICAL_19])
+    path = write_edf(tmp_path / "r.edf", list(rec.data[rows]), 250.0, [f"EEG {c.upper()}-REF" for c in CANONICAL_19])
     whole = preprocess(read_edf(path).data, 250.0)
     with open_edf(path) as src:
         done: list[tuple[int, int]] = []
