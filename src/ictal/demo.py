@@ -1,7 +1,9 @@
 """The demo: the whole chain on a generated synthetic corpus, on CPU (``make demo``).
 
-Stages so far: generate the corpus, read and preprocess every recording into the cache (train, dev, eval),
-and print a summary table. Every stage calls the same Python API as the CLI.
+Stages: generate the corpus; read and preprocess every recording into the cache (train, dev, eval); train the
+``tiny`` V3 preset within a time budget, early-stopping on dev events; evaluate on dev (thresholds chosen there)
+and on eval with the dev thresholds; the same for the line-length baseline; print the headline numbers. Every
+stage calls the same Python API as the CLI.
 
     python -m ictal.demo --out demo-out [--patients 10 --hours 5 --seed 0 --workers 2]
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,9 +21,18 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ictal.config.schema import IctalConfig, config_from_dict
 from ictal.data.cache_build import BuildReport, build_cache, format_report
 from ictal.data.config import DataConfig
 from ictal.data.synthetic import CorpusSummary, generate_corpus, is_synthetic_corpus, read_corpus_summary
+from ictal.infer.evaluate import (
+    EvaluationResult,
+    evaluate_split,
+    headline,
+    split_traces,
+    write_evaluation,
+    write_plots,
+)
 from ictal.signal.preprocess import PreprocessConfig
 
 SPLITS = ("train", "dev", "eval")
@@ -35,6 +47,7 @@ class DemoRun:
     hours: float
     seed: int
     workers: int
+    train_minutes: float = 8.0
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -44,6 +57,31 @@ class DemoRun:
     @property
     def cache_dir(self) -> Path:
         return self.out / "cache"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out / "run"
+
+    def config(self) -> IctalConfig:
+        """The run's config: the smoke preset's choices, pointed at this demo's folders."""
+        return config_from_dict(
+            {
+                "name": "demo",
+                "data": {"data_dir": str(self.corpus_dir), "cache_dir": str(self.cache_dir), "num_workers": 0},
+                "model": {"preset": "tiny"},
+                "training": {
+                    "batch_size": 8,
+                    "learning_rate": 3e-3,
+                    "epochs": 100,
+                    "max_minutes": self.train_minutes,
+                    "early_stopping_patience": 100,
+                    "mixed_precision": "no",
+                    "device": "cpu",
+                    "run_dir": str(self.run_dir),
+                },
+            },
+            "demo",
+        )
 
 
 def stage_corpus(run: DemoRun, console: Console) -> CorpusSummary:
@@ -87,6 +125,64 @@ def stage_cache(run: DemoRun, console: Console) -> dict[str, BuildReport]:
     return reports
 
 
+def stage_train(run: DemoRun, cfg: IctalConfig, console: Console) -> Path:
+    """Train ``tiny`` within the time budget, validating on dev events; returns the best checkpoint."""
+    from ictal.train.event_validation import EventValidator
+    from ictal.train.trainer import train
+
+    t0 = time.perf_counter()
+    if run.run_dir.exists():  # the demo's own folder: every demo trains afresh, within the same budget
+        shutil.rmtree(run.run_dir)
+    result = train(cfg, run_dir=run.run_dir, validator=EventValidator(cfg))
+    run.timings["train"] = time.perf_counter() - t0
+    best = result.best_checkpoint or result.last_checkpoint
+    console.print(
+        f"train: {result.steps} steps, stopped by {result.stopped}; best {result.monitor_name} "
+        f"{result.best_monitor:.3f} -> {best}"
+    )
+    return best
+
+
+def stage_evaluate(run: DemoRun, cfg: IctalConfig, checkpoint: Path, console: Console) -> dict[str, EvaluationResult]:
+    """Model and line-length baseline: thresholds chosen on dev, applied unchanged to eval."""
+    from ictal.train.checkpoint import load_model
+
+    t0 = time.perf_counter()
+    model, _cfg, _meta = load_model(checkpoint, "cpu")
+    results: dict[str, EvaluationResult] = {}
+    for detector in ("model", "line_length"):
+        thresholds = None
+        for split in ("dev", "eval"):
+            traces = split_traces(
+                run.cache_dir, split, model=model if detector == "model" else None, detector=detector,
+                window_s=cfg.data.window_s, stride_s=cfg.data.stride_s,
+            )  # fmt: skip
+            result = evaluate_split(traces, cfg.post, cfg.szcore, thresholds=thresholds, thresholds_chosen_on="dev")
+            thresholds = result.thresholds
+            results[f"{detector}/{split}"] = result
+    for split in ("dev", "eval"):
+        model_result, ll = results[f"model/{split}"], results[f"line_length/{split}"]
+        extra = {f"line_length_{k}": v for k, v in ll.metrics.items() if "_at_" in k or k in ("auroc", "ece")}
+        extra["checkpoint"] = str(checkpoint)
+        write_evaluation(model_result, run.out / split, extra=extra)
+        write_plots(model_result, run.out / split)
+        write_evaluation(ll, run.out / "line_length" / split)
+    run.timings["evaluate"] = time.perf_counter() - t0
+    return results
+
+
+def headline_table(results: dict[str, EvaluationResult]) -> Table:
+    """Synthetic eval: each scorer at 10 FA/24h, model against line length, thresholds from dev."""
+    table = Table(title="Synthetic eval at 10 FA/24h (thresholds chosen on dev, applied unchanged)")
+    for col in ("scorer / label SEIZ / aggregation", "V3 tiny sens %", "FA/24h", "line length sens %", "FA/24h "):
+        table.add_column(col, justify="left" if col.startswith("scorer") else "right")
+    model_rows = [r for r in headline(results["model/eval"].metrics) if r[1] == "10"]
+    ll_rows = [r for r in headline(results["line_length/eval"].metrics) if r[1] == "10"]
+    for m, ll in zip(model_rows, ll_rows, strict=True):
+        table.add_row(m[0], m[2], m[3], ll[2], ll[3])
+    return table
+
+
 def summary_table(run: DemoRun, reports: dict[str, BuildReport]) -> Table:
     table = Table(title=f"ictal demo: synthetic corpus read and preprocessed ({run.out})")
     for name in ("split", "recordings", "hours", "seizure h", "failed", "none", "partial", "full", "seizure ratio"):
@@ -114,18 +210,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--train-minutes", type=float, default=8.0, help="training budget (wall clock)")
     args = parser.parse_args(argv)
     # Logs and CI are not terminals: give tables room instead of rich's 80-column default.
     console = Console() if sys.stdout.isatty() else Console(width=120)
-    run = DemoRun(args.out, args.patients, args.hours, args.seed, args.workers)
+    run = DemoRun(args.out, args.patients, args.hours, args.seed, args.workers, args.train_minutes)
     run.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     stage_corpus(run, console)
     reports = stage_cache(run, console)
     console.print(summary_table(run, reports))
+    failed = sum(len(r.failed) for r in reports.values())
+    cfg = run.config()
+    checkpoint = stage_train(run, cfg, console)
+    results = stage_evaluate(run, cfg, checkpoint, console)
+    console.print(headline_table(results))
+    m, ll = results["model/eval"].metrics, results["line_length/eval"].metrics
+    console.print(
+        f"headline (synthetic eval, thresholds from dev): NEDC OVLP sensitivity at 10 FA/24h "
+        f"{100 * m['ovlp_sensitivity_at_10fa']:.1f}% (line length {100 * ll['ovlp_sensitivity_at_10fa']:.1f}%), "
+        f"SzCORE event sensitivity {100 * m['szcore_sensitivity_at_10fa']:.1f}%; "
+        f"results in {run.out / 'eval' / 'results.json'}"
+    )
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in run.timings.items())
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s ({stages}); outputs in {run.out}/")
-    failed = sum(len(r.failed) for r in reports.values())
     return 1 if failed else 0
 
 
