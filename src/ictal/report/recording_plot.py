@@ -104,8 +104,8 @@ def plot_recording(
     duration_s = source.n_samples / source.sfreq
     stretches = _stretches(events, trace, rate, duration_s, max_events, context_s, max_span_s)
     n_panels = len(stretches)
-    fig = plt.figure(figsize=(14, 2.6 + 4.6 * n_panels))
-    grid = fig.add_gridspec(1 + n_panels, 1, height_ratios=[1.0] + [3.2] * n_panels, hspace=0.45)
+    fig = plt.figure(figsize=(14, 2.4 + 5.2 * n_panels))
+    grid = fig.add_gridspec(1 + n_panels, 1, height_ratios=[1.0] + [3.6] * n_panels, hspace=0.4)
 
     unit, unit_name = _time_axis(duration_s)
     ax = fig.add_subplot(grid[0])
@@ -147,4 +147,4 @@ def plot_recording(
         ax.set_ylim(-spacing, offsets[0] + spacing if offsets.size else 1.0)
         ax.set_xlabel("time (s)")
         ax.set_title(f"{heading}; channel spacing {spacing:.0f} µV", fontsize=9)
-    return save_figure(fig, path, dpi=90)
+    return save_figure(fig, path, dpi=100)
