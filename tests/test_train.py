@@ -60,6 +60,7 @@ def make_cfg(cache: Path, run_dir: Path, **training: Any) -> IctalConfig:
         "tensorboard": False,
         "run_dir": str(run_dir),
         "log_every_s": 3600,
+        "validation": "frames",  # cheap frame metrics; event validation is tested on its own below
     }
     t.update(training)
     return config_from_dict(
@@ -499,3 +500,12 @@ def test_sigkilled_cli_run_resumes_to_the_same_weights(synthetic_cache: Path, tm
     resumed = Trainer(make_cfg(synthetic_cache, tmp_path / "b", **common), resume=True)
     assert resumed.fit().steps == 16
     assert weights_equal(resumed.model, straight.model), f"killed at step {killed_at}"
+
+
+def test_default_validation_is_by_events(synthetic_cache: Path, tmp_path: Path) -> None:
+    """``training.validation: events`` (the default) validates like ``ictal evaluate`` and monitors OVLP."""
+    cfg = make_cfg(synthetic_cache, tmp_path / "run", validation="events")
+    result = Trainer(cfg).fit()
+    row = result.history[-1]
+    assert result.monitor_name == "dev_ovlp_sens_at_10fa"
+    assert 0 <= row["dev_ovlp_sens_at_10fa"] <= 1 and "dev_threshold_at_10fa" in row

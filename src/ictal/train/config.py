@@ -51,6 +51,10 @@ class TrainingConfig:
     max_minutes: Annotated[float | None, Field(gt=0)] = None
     #: Validate on dev every this many epochs (and always after the last one).
     val_every: Annotated[int, Field(ge=1)] = 1
+    #: What validation measures: ``events`` scores dev as ``ictal evaluate`` does (stitched traces, post-processing,
+    #: NEDC OVLP sensitivity at 10 FA/24h, the early-stopping metric of system.md); ``frames`` is frame-level loss
+    #: and AUROC (cheaper; also used when the dev labels hold no seizure).
+    validation: Literal["events", "frames"] = "events"
     #: Write ``last.pt`` every this many steps within an epoch as well (0: at epoch ends only).
     checkpoint_every: Annotated[int, Field(ge=0)] = 0
     #: Keep ``epoch_NNN.pt`` every this many epochs (0: none; ``best.pt`` and ``last.pt`` are always written).

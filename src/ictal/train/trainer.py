@@ -259,7 +259,7 @@ class Trainer:
         # A private generator for worker seeds: creating an iterator then leaves the global RNG alone.
         self.loader.generator = torch.Generator().manual_seed(t.seed)
         self.loss_fn = make_loss(t)
-        self.validator: Validator = self._validator or FrameValidator.from_config(self.cfg, self.loss_fn)
+        self.validator: Validator = self._validator or self._default_validator()
         self.steps_per_epoch = len(self.loader)
         if t.max_steps_per_epoch is not None:
             self.steps_per_epoch = min(self.steps_per_epoch, t.max_steps_per_epoch)
@@ -287,6 +287,18 @@ class Trainer:
 
                 self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step or None)
         self._log_start()
+
+    def _default_validator(self) -> Validator:
+        """``training.validation``: events on dev (stitched OVLP sensitivity at 10 FA/24h), else frame level."""
+        from ictal.data.cache import list_cached
+        from ictal.train.event_validation import EventValidator
+
+        if self.cfg.training.validation == "events" and self.cfg.data.cache_dir is not None:
+            dev, _problems = list_cached(self.cfg.data.cache_dir, "dev")
+            if any(r.seizure_intervals for r in dev):
+                return EventValidator(self.cfg)
+            log.warning("validation: the dev split holds no seizure; scoring frames (loss) instead of events")
+        return FrameValidator.from_config(self.cfg, self.loss_fn)
 
     def _run_info(self) -> dict[str, Any]:
         return {
