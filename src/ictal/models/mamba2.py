@@ -47,6 +47,9 @@ _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Chunk length for mamba_ssm's Triton scan (its own default). `Mamba2.chunk_size` tunes the PyTorch path, whose
 # best chunk on CPU is far shorter; the chunking never changes the result beyond float rounding.
 KERNEL_CHUNK_SIZE = 256
+# In_proj output elements per block of sequences on the PyTorch path (see Mamba2.forward): 2^20 float32
+# values, 4 MiB, about what the CPU's caches hold next to the block's other intermediates.
+_BLOCK_ELEMENTS = 1 << 20
 
 
 @dataclass
@@ -110,6 +113,15 @@ class Mamba2State:
         """The same state cut from the autograd graph (for truncated backpropagation across chunks)."""
         return Mamba2State(conv=self.conv.detach(), ssm=self.ssm.detach())
 
+    def split(self, size: int) -> list[Mamba2State]:
+        """The states of consecutive groups of `size` streams (views)."""
+        return [Mamba2State(conv=c, ssm=s) for c, s in zip(self.conv.split(size), self.ssm.split(size), strict=True)]
+
+    @staticmethod
+    def concat(states: list[Mamba2State]) -> Mamba2State:
+        """The states of several groups of streams, stacked along the batch axis in order."""
+        return Mamba2State(conv=torch.cat([s.conv for s in states]), ssm=torch.cat([s.ssm for s in states]))
+
 
 class GatedRMSNorm(nn.Module):
     """`RMSNorm(y * silu(z)) * weight`, normalised per group of `group_size` channels (mamba_ssm RMSNormGated
@@ -127,8 +139,14 @@ class GatedRMSNorm(nn.Module):
         f = scan_dtype(y.dtype)
         g = y.to(f) * F.silu(z.to(f))
         grouped = g.unflatten(-1, (-1, self.group_size))
-        grouped = grouped * torch.rsqrt(grouped.pow(2).mean(-1, keepdim=True) + self.eps)
+        grouped = grouped * self.inverse_rms(grouped).unsqueeze(-1)
         return grouped.flatten(-2) * self.weight.to(f)
+
+    def inverse_rms(self, grouped: Tensor) -> Tensor:
+        """1 / RMS over the last axis (a group): (..., group_size) -> (...). The mean square is a
+        matrix-vector product: CPU reductions over a short last axis are several times slower."""
+        mean_square = (grouped * grouped) @ grouped.new_full((grouped.shape[-1],), 1.0 / grouped.shape[-1])
+        return torch.rsqrt(mean_square + self.eps)
 
 
 class Mamba2(nn.Module):
@@ -254,14 +272,7 @@ class Mamba2(nn.Module):
                 activation="silu",
             )
             return out[..., k:].mT, new_state
-        # Sum over the d_conv taps (not over time): on CPU with 2+ threads, F.conv1d's depthwise backward
-        # dominated the whole layer (5x its wall time at L=960); these shifted products do not.
-        out = xin[:, :length] * weight[:, 0]
-        for j in range(1, self.d_conv):
-            out = out + xin[:, j : j + length] * weight[:, j]
-        if bias is not None:
-            out = out + bias
-        return F.silu(out), new_state
+        return _CausalConvSiLU.apply(xin, weight, bias), new_state
 
     def _scan(
         self,
@@ -298,19 +309,64 @@ class Mamba2(nn.Module):
         self, x: Tensor, state: Mamba2State | None = None, return_state: bool = False
     ) -> Tensor | tuple[Tensor, Mamba2State]:
         """x: (B, L, d_model) -> (B, L, d_model). With `state`, continues a stream from it; with
-        `return_state`, also returns the state after the last step (feed it to the next chunk's call)."""
+        `return_state`, also returns the state after the last step (feed it to the next chunk's call).
+
+        On the PyTorch path a large batch runs in blocks of sequences (`block_sequences`): every intermediate
+        of a block stays in the CPU caches and out of freshly mapped memory, which made the layer several
+        times faster on CPU than one pass over the whole batch. Sequences are independent, so the result is
+        the same."""
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"Mamba2 expects (B, L, {self.d_model}) input, got {tuple(x.shape)}")
-        batch, length, _ = x.shape
         kernels = self._kernels_for(x)
+        block = x.shape[0] if kernels is not None else self.block_sequences(x.shape[1])
+        if block >= x.shape[0]:
+            out, after = self._forward_block(x, state, kernels)
+        else:
+            # split (not indexing): its backward is one concatenation, not a full-size scatter per block.
+            blocks = x.split(block)
+            states = [None] * len(blocks) if state is None else state.split(block)
+            pieces = [self._forward_block(xb, sb, None) for xb, sb in zip(blocks, states, strict=True)]
+            out = torch.cat([piece[0] for piece in pieces])
+            after = Mamba2State.concat([piece[1] for piece in pieces])
+        if return_state:
+            return out, after
+        return out
+
+    def block_sequences(self, length: int) -> int:
+        """Sequences of length `length` per block on the PyTorch path: as many as keep the in_proj output
+        (the largest intermediate, length x (2 d_inner + 2 G N + H) per sequence) within `_BLOCK_ELEMENTS`."""
+        per_sequence = max(1, length) * self.in_proj.out_features
+        return max(1, _BLOCK_ELEMENTS // per_sequence)
+
+    def _forward_block(
+        self, x: Tensor, state: Mamba2State | None, kernels: MambaKernels | None
+    ) -> tuple[Tensor, Mamba2State]:
+        batch, length, _ = x.shape
         z, xbc, dt_raw = self._split_proj(self.in_proj(x))
         xbc, conv_state = self._causal_conv(xbc, None if state is None else state.conv, kernels)
         xh, b, c = self._split_xbc(xbc)
         y, ssm_state = self._scan(xh, dt_raw, b, c, None if state is None else state.ssm, kernels)
-        out = self.out_proj(self.norm(y.reshape(batch, length, self.d_inner), z))
-        if return_state:
-            return out, Mamba2State(conv=conv_state, ssm=ssm_state)
-        return out
+        return self._gated_out(y.reshape(batch, length, self.d_inner), z), Mamba2State(conv=conv_state, ssm=ssm_state)
+
+    def _gated_out(self, y: Tensor, z: Tensor) -> Tensor:
+        """out_proj(RMSNorm(y * silu(z))): (B, L, d_inner) -> (B, L, d_model). With one group the norm's
+        per-position 1/RMS is applied after out_proj (a scalar per row commutes with the linear map) and its
+        weight is folded into out_proj's, which saves two passes over the d_inner-wide activations; without
+        autocast this runs as `_GatedOut`, whose hand-written backward saves several more."""
+        if self.ngroups != 1:
+            return self.out_proj(self.norm(y, z))
+        batch, length, _ = y.shape
+        if not torch.is_autocast_enabled(y.device.type) and y.dtype == z.dtype == self.out_proj.weight.dtype:
+            out = _GatedOut.apply(
+                y.reshape(-1, self.d_inner), z.reshape(-1, self.d_inner), self.norm.weight, self.out_proj.weight,
+                self.norm.eps,
+            )  # fmt: skip
+            return out.view(batch, length, self.d_model)
+        f = scan_dtype(y.dtype)
+        g = y.to(f) * F.silu(z.to(f))
+        inverse_rms = self.norm.inverse_rms(g).unsqueeze(-1)  # (B, L, 1)
+        out = F.linear(g, self.out_proj.weight * self.norm.weight)
+        return (out * inverse_rms).to(out.dtype)
 
     def step(self, x_t: Tensor, state: Mamba2State) -> tuple[Tensor, Mamba2State]:
         """One time step by the plain recurrence. x_t: (B, d_model) -> (B, d_model), new state."""
@@ -331,6 +387,81 @@ class Mamba2(nn.Module):
         y = (h @ c.unsqueeze(-1)).squeeze(-1) + self.D.to(f)[:, None] * xh  # (B, H, P)
         out = self.out_proj(self.norm(y.reshape(y.shape[0], self.d_inner).to(x_t.dtype), z))
         return out, Mamba2State(conv=window[..., 1:], ssm=h)
+
+
+class _CausalConvSiLU(torch.autograd.Function):
+    """SiLU of a depthwise causal convolution as a sum over the taps, with a hand-written backward.
+
+    xin: (B, k + L, C) the conv's inputs, k = d_conv - 1 earlier ones first; weight: (C, d_conv); bias: (C,)
+    or None. Returns (B, L, C): silu(bias + sum_j weight[:, j] * xin[:, j : j + L]).
+    Summing over the d_conv taps (not over time) avoids F.conv1d, whose depthwise backward dominated the whole
+    layer on CPU (5x its wall time at L=960); each weight column broadcasts along the last (channel) axis, the
+    fast pattern for CPU kernels. The backward is the same tap sum, transposed, into one gradient buffer
+    (autograd through the slices would allocate and add a full-size gradient per tap).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, xin: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        d_conv = weight.shape[1]
+        length = xin.shape[1] - d_conv + 1
+        taps = weight.t().contiguous()  # (d_conv, C): contiguous rows; a strided column runs 4x slower
+        pre = torch.addcmul(bias, xin[:, :length], taps[0]) if bias is not None else xin[:, :length] * taps[0]
+        for j in range(1, d_conv):
+            pre.addcmul_(xin[:, j : j + length], taps[j])
+        if not any(ctx.needs_input_grad):  # inference: nothing to keep
+            return F.silu(pre, inplace=True)
+        ctx.save_for_backward(xin, weight, pre)
+        ctx.has_bias = bias is not None
+        return F.silu(pre)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        xin, weight, pre = ctx.saved_tensors
+        d_conv = weight.shape[1]
+        length = pre.shape[1]
+        g = torch.ops.aten.silu_backward(grad_out.to(pre.dtype), pre)  # (B, L, C)
+        taps = weight.t().contiguous()
+        grad_xin = torch.zeros(xin.shape, dtype=g.dtype, device=g.device)
+        grad_taps = torch.empty_like(taps)
+        rows = g.shape[0] * length
+        for j in range(d_conv):
+            grad_xin[:, j : j + length].addcmul_(g, taps[j])
+            # Per-channel sums over all (batch, time) rows: a reduction over the leading axis, vectorised.
+            grad_taps[j] = (g * xin[:, j : j + length]).view(rows, -1).sum(0)
+        grad_bias = g.view(rows, -1).sum(0) if ctx.has_bias else None
+        return grad_xin.to(xin.dtype), grad_taps.t(), grad_bias
+
+
+class _GatedOut(torch.autograd.Function):
+    """out = (g @ (w_out * w_norm)^T) / rms(g), g = y * silu(z): the gated RMSNorm (one group) and out_proj
+    of Mamba2 as one step with a hand-written backward. y, z: (R, d_inner); w_norm: (d_inner,); w_out:
+    (d_model, d_inner); returns (R, d_model). Same dtype throughout (no autocast)."""
+
+    @staticmethod
+    def forward(ctx: Any, y: Tensor, z: Tensor, w_norm: Tensor, w_out: Tensor, eps: float) -> Tensor:
+        d_inner = y.shape[-1]
+        g = y * F.silu(z)
+        inverse_rms = torch.rsqrt((g * g) @ g.new_full((d_inner,), 1.0 / d_inner) + eps)  # (R,)
+        folded = w_out * w_norm
+        projected = g @ folded.t()  # (R, d_model)
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(y, z, w_norm, w_out, g, inverse_rms, projected)
+        return projected * inverse_rms.unsqueeze(-1)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        y, z, w_norm, w_out, g, inverse_rms, projected = ctx.saved_tensors
+        d_inner = y.shape[-1]
+        grad_projected = grad_out * inverse_rms.unsqueeze(-1)  # (R, d_model)
+        grad_inverse = (grad_out * projected) @ grad_out.new_ones(grad_out.shape[-1])  # (R,)
+        grad_folded = grad_projected.t() @ g  # (d_model, d_inner)
+        # d(1/rms)/dg = -g / (d_inner * rms^3)
+        coefficient = grad_inverse * inverse_rms.pow(3) * (-1.0 / d_inner)
+        grad_g = (grad_projected @ (w_out * w_norm)).addcmul_(g, coefficient.unsqueeze(-1))  # (R, d_inner)
+        grad_y = grad_g * F.silu(z)
+        grad_z = torch.ops.aten.silu_backward(grad_g * y, z)
+        grad_w_norm = (grad_folded * w_out).sum(0)
+        return grad_y, grad_z, grad_w_norm, grad_folded * w_norm, None
 
 
 def _kernel_chunk_scan(
