@@ -123,8 +123,8 @@ def _event_chart(rows: Sequence[RecordingRow]) -> tuple[bytes, int]:
     ax.set_xlim(0, longest / unit)
     ax.plot([], [], color="C2", lw=6, label="reference seizure")
     ax.plot([], [], color="C3", lw=6, label="detected event")
-    ax.legend(loc="upper right", fontsize=8, ncol=2)
-    ax.set_title("events per recording (recordings with events first)", fontsize=10)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncol=2, frameon=False)
+    ax.set_title("events per recording (recordings with events first)", fontsize=10, loc="left")
     return _figure_png(fig), len(order)
 
 
