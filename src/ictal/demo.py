@@ -171,6 +171,40 @@ def stage_evaluate(run: DemoRun, cfg: IctalConfig, checkpoint: Path, console: Co
     return results
 
 
+def stage_predict(run: DemoRun, cfg: IctalConfig, checkpoint: Path, console: Console) -> Path:
+    """``predict`` on one eval recording (the EDF as a user would have it), at the dev 10 FA/24h threshold."""
+    from ictal.infer.predict import find_recordings, predict_files, resolve_threshold
+    from ictal.train.checkpoint import load_model
+
+    t0 = time.perf_counter()
+    model, _cfg, _meta = load_model(checkpoint, "cpu")
+    edfs, _bad = find_recordings([run.corpus_dir / "eval"])
+    names = {f.stem for f in read_corpus_summary(run.corpus_dir).files if f.seizures}
+    edf = next((p for p in edfs if p.stem in names), edfs[0])
+    threshold = resolve_threshold(cfg.post, run.out / "dev" / "results.json", 10.0)
+    out = run.out / "predict"
+    result = predict_files(model, cfg, [edf], out, threshold, model_info={"checkpoint": str(checkpoint)})
+    if result.failed:
+        raise RuntimeError(f"predict failed on {edf}: {result.failed[0]}")
+    done = result.done[0]
+    run.timings["predict"] = time.perf_counter() - t0
+    console.print(
+        f"predict: {edf.name}: {done.n_events} event(s) -> {', '.join(str(p) for p in done.outputs.values())}"
+    )
+    return out
+
+
+def stage_report(run: DemoRun, console: Console) -> Path:
+    """The self-contained HTML report of the eval results."""
+    from ictal.report.html import write_report
+
+    t0 = time.perf_counter()
+    path = write_report(run.out / "eval", run.out / "report.html")
+    run.timings["report"] = time.perf_counter() - t0
+    console.print(f"report: {path}")
+    return path
+
+
 def headline_table(results: dict[str, EvaluationResult]) -> Table:
     """Synthetic eval: each scorer at 10 FA/24h, model against line length, thresholds from dev."""
     table = Table(title="Synthetic eval at 10 FA/24h (thresholds chosen on dev, applied unchanged)")
@@ -224,13 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     cfg = run.config()
     checkpoint = stage_train(run, cfg, console)
     results = stage_evaluate(run, cfg, checkpoint, console)
+    stage_predict(run, cfg, checkpoint, console)
+    report = stage_report(run, console)
     console.print(headline_table(results))
     m, ll = results["model/eval"].metrics, results["line_length/eval"].metrics
     console.print(
         f"headline (synthetic eval, thresholds from dev): NEDC OVLP sensitivity at 10 FA/24h "
         f"{100 * m['ovlp_sensitivity_at_10fa']:.1f}% (line length {100 * ll['ovlp_sensitivity_at_10fa']:.1f}%), "
         f"SzCORE event sensitivity {100 * m['szcore_sensitivity_at_10fa']:.1f}%; "
-        f"results in {run.out / 'eval' / 'results.json'}"
+        f"results in {run.out / 'eval' / 'results.json'}; report {report}"
     )
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in run.timings.items())
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s ({stages}); outputs in {run.out}/")
