@@ -14,7 +14,14 @@ from ictal.cli.main import app
 from ictal.config.schema import IctalConfig, config_from_dict
 from ictal.data.synthetic_signal import SOURCE_CHANNELS, synthesize_recording
 from ictal.infer.predict import PredictConfig, predict_recording, resolve_threshold
-from ictal.infer.stream import ContinuousScorer, StreamEvent, WindowedScorer, make_scorer, stream_recording
+from ictal.infer.stream import (
+    ContinuousScorer,
+    StreamEvent,
+    WindowedScorer,
+    make_scorer,
+    score_signal,
+    stream_recording,
+)
 from ictal.infer.trace import predict_trace
 from ictal.io.annotations import intervals_to_mask
 from ictal.io.channels import CANONICAL_19
@@ -161,6 +168,18 @@ def test_continuous_scorer_equals_one_forward_pass() -> None:
     assert make_scorer(model, window=WINDOW, stride=STRIDE, mode="windows").mode == "windows"
     with pytest.raises(ValueError, match="streamable"):
         ContinuousScorer(_model(streamable=False))
+
+
+def test_score_signal_is_predict_trace_for_windows_and_one_pass_for_a_streamable_model() -> None:
+    x = np.random.default_rng(5).standard_normal((19, 256 * 23)).astype(np.float32)
+    windowed = _model(streamable=False)
+    want = predict_trace(windowed, x, window=WINDOW, stride=STRIDE, batch_size=8)
+    assert np.array_equal(score_signal(windowed, x, window=WINDOW, stride=STRIDE, chunk=3000), want)
+    streamable = _model()
+    with torch.no_grad():
+        one_pass = torch.sigmoid(streamable(torch.from_numpy(x)[None]))[0].numpy()
+    got = score_signal(streamable, x, window=WINDOW, stride=STRIDE, chunk=3000)
+    assert np.abs(got - one_pass).max() <= 1e-5
 
 
 # -------------------------------------------------------------------------------------- stream vs predict

@@ -53,6 +53,7 @@ __all__ = [
     "TraceScorer",
     "WindowedScorer",
     "make_scorer",
+    "score_signal",
     "stream_recording",
 ]
 
@@ -305,6 +306,30 @@ def make_scorer(
     return WindowedScorer(
         model, window=window, stride=stride, batch_size=batch_size, device=device, autocast_dtype=autocast_dtype
     )
+
+
+def score_signal(
+    model: torch.nn.Module,
+    signal: np.ndarray,
+    *,
+    window: int,
+    stride: int,
+    mode: ScoringMode = "auto",
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    chunk: int = 256 * 300,
+) -> np.ndarray:
+    """The 16 Hz trace of a preprocessed recording already in memory or memory-mapped (``(19, T)`` z-units at
+    256 Hz, e.g. from the cache) the way ``predict`` computes it: windows, or continuous for a streamable model.
+
+    Evaluation should score a streamable model with this (not with windows) so that the thresholds it chooses
+    apply to ``predict``'s and ``stream``'s traces. For windows it equals
+    :func:`~ictal.infer.trace.predict_trace` bit for bit. ``chunk`` samples are read per step.
+    """
+    scorer = make_scorer(model, window=window, stride=stride, mode=mode, batch_size=batch_size, device=device)
+    parts = [scorer.push(np.asarray(signal[:, a : a + chunk])) for a in range(0, signal.shape[-1], chunk)]
+    parts.append(scorer.finish())
+    return np.concatenate(parts).astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True)
