@@ -37,7 +37,8 @@ WORKER = textwrap.dedent(
         "data": {"cache_dir": cache, "window_s": 10, "stride_s": 5},
         "model": {"preset": "tiny"},
         "training": {"batch_size": 2, "epochs": 1, "learning_rate": 3e-3, "device": "cpu", "mixed_precision": "no",
-                     "num_threads": 1, "max_steps_per_epoch": 3, "tensorboard": False, "run_dir": run_dir},
+                     "num_threads": 1, "max_steps_per_epoch": 3, "tensorboard": False, "run_dir": run_dir,
+                     "validation": "frames"},  # frame validation is the one sharded over ranks
     })
     record = Record()
     trainer = Trainer(cfg, callbacks=[record])
