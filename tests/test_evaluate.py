@@ -111,3 +111,16 @@ def test_choose_on_eval_is_labelled_a_leak(cache: Path) -> None:
     result = evaluate_split(ev, PostConfig(), allow_choose_on_this_split=True)
     assert "leak" in result.thresholds_chosen_on and "leak" in result.metrics["thresholds_chosen_on"]
     assert result.metrics["detector"] == "line_length"
+
+
+def test_streamable_model_scored_as_predict_scores_it(cache: Path) -> None:
+    """A streamable model's dev traces are the continuous ones predict/stream use, not windowed ones."""
+    from ictal.infer.stream import score_signal
+    from ictal.models.v3 import build_v3
+
+    torch.manual_seed(0)
+    model = build_v3({"preset": "tiny", "streamable": True}).eval()
+    traces = split_traces(cache, "dev", model=model, window_s=60, stride_s=10)
+    signal = np.load(cache / "dev" / "pdev_s001_t001.npy", mmap_mode="r")
+    expected = score_signal(model, signal, window=60 * FS, stride=10 * FS, mode="continuous")
+    np.testing.assert_array_equal(traces.traces[1], expected)

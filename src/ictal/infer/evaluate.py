@@ -122,6 +122,15 @@ def split_traces(
         signal = rec.signal()
         if detector == "line_length":
             trace = line_length_trace(signal, sfreq=rec.sfreq)
+        elif getattr(getattr(model, "config", None), "streamable", False):
+            # A streamable model is scored continuously by predict and stream: choose thresholds on that trace.
+            from ictal.infer.stream import score_signal
+
+            assert model is not None
+            trace = score_signal(
+                model, signal, window=int(round(window_s * rec.sfreq)), stride=int(round(stride_s * rec.sfreq)),
+                batch_size=batch_size, device=device,
+            )  # fmt: skip
         else:
             assert model is not None
             trace = predict_trace(
