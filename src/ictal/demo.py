@@ -11,6 +11,7 @@ stage calls the same Python API as the CLI.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -246,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--train-minutes", type=float, default=8.0, help="training budget (wall clock)")
     args = parser.parse_args(argv)
+    # Training logs its start-up (sampler, Seizure ratio), heartbeats and validations through logging.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     # Logs and CI are not terminals: give tables room instead of rich's 80-column default.
     console = Console() if sys.stdout.isatty() else Console(width=120)
     run = DemoRun(args.out, args.patients, args.hours, args.seed, args.workers, args.train_minutes)
