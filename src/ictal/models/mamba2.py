@@ -14,6 +14,13 @@ path:
 Dispatch: with `use_kernels=None` (default) the mamba_ssm Triton kernels are used when `mamba_ssm` imports and
 the input is a CUDA float32/float16/bfloat16 tensor; `use_kernels=False` always uses the PyTorch path;
 `use_kernels=True` requires the kernels and raises otherwise. `mamba_backend()` names the active path.
+
+The PyTorch path is written for CPU memory traffic, which is where its time goes (the layers' arithmetic is
+small): sequences run in blocks that stay in the caches; the causal conv + SiLU and the gated norm + out_proj
+are autograd Functions with hand-written backward passes (fewer passes over the activations than autograd's);
+the scan is `ssd.ssd_chunked_scan` (its factorised path: one C B^T per chunk shared by all heads); large training
+calls recompute their blocks in the backward pass instead of keeping their activations (`recompute_above_mb`).
+Every broadcast runs along a long contiguous axis: CPU kernels slow down several times otherwise.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any, Literal, overload
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from ictal.models.ssd import scan_dtype, ssd_chunked_scan
@@ -157,7 +165,11 @@ class Mamba2(nn.Module):
     path (speed/memory only, never the result; 16 is fastest on CPU for headdim 8, d_state 16); ngroups: B/C
     groups, each shared by nheads / ngroups heads; dt_min, dt_max, dt_init_floor: initial step-size range;
     A_init_range: initial range of -A; use_kernels: None = mamba_ssm kernels when
-    usable, False = always PyTorch, True = kernels required.
+    usable, False = always PyTorch, True = kernels required; recompute_above_mb: on the PyTorch path, a
+    training call whose activations (`activation_mb`) would exceed this many MiB keeps only its input and
+    recomputes each block of sequences in the backward pass (the same gradients for one more forward pass;
+    activation memory bounded by one block); None: never. `model.activation_checkpointing` on top of it
+    recomputes the layer once more.
     """
 
     def __init__(
@@ -174,6 +186,7 @@ class Mamba2(nn.Module):
         dt_init_floor: float = 1e-4,
         use_kernels: bool | None = None,
         A_init_range: tuple[float, float] = (1.0, 16.0),  # noqa: N803  (mamba_ssm's name)
+        recompute_above_mb: float | None = 256.0,
     ) -> None:
         super().__init__()
         d_inner = expand * d_model
@@ -199,6 +212,7 @@ class Mamba2(nn.Module):
         self.nheads = nheads
         self.conv_dim = d_inner + 2 * ngroups * d_state
         self.use_kernels = use_kernels
+        self.recompute_above_mb = recompute_above_mb
 
         self.in_proj = nn.Linear(d_model, 2 * d_inner + 2 * ngroups * d_state + nheads, bias=False)
         self.conv1d = nn.Conv1d(
@@ -319,18 +333,54 @@ class Mamba2(nn.Module):
             raise ValueError(f"Mamba2 expects (B, L, {self.d_model}) input, got {tuple(x.shape)}")
         kernels = self._kernels_for(x)
         block = x.shape[0] if kernels is not None else self.block_sequences(x.shape[1])
+        run = self._forward_block
+        if kernels is None and torch.is_grad_enabled() and self.recomputes(x):
+            if state is None and not return_state:
+                return _RecomputedBlocks.apply(self, block, x, *self._trainable())
+            run = self._forward_block_recomputed
         if block >= x.shape[0]:
-            out, after = self._forward_block(x, state, kernels)
+            out, after = run(x, state, kernels)
         else:
             # split (not indexing): its backward is one concatenation, not a full-size scatter per block.
             blocks = x.split(block)
             states = [None] * len(blocks) if state is None else state.split(block)
-            pieces = [self._forward_block(xb, sb, None) for xb, sb in zip(blocks, states, strict=True)]
+            pieces = [run(xb, sb, None) for xb, sb in zip(blocks, states, strict=True)]
             out = torch.cat([piece[0] for piece in pieces])
             after = Mamba2State.concat([piece[1] for piece in pieces])
         if return_state:
             return out, after
         return out
+
+    def activation_mb(self, x: Tensor) -> float:
+        """Estimated MiB of activations the PyTorch path keeps for the backward pass of a call on `x`
+        (B, L, d_model): per position about the in_proj output and the conv's input and output, the
+        scan's d_inner- and state-sized intermediates and the gate's."""
+        per_position = 2 * self.in_proj.out_features + 3 * self.conv_dim + 6 * self.d_inner
+        return x.shape[0] * x.shape[1] * per_position * x.element_size() / 2**20
+
+    def recomputes(self, x: Tensor) -> bool:
+        """Whether a training call on `x` recomputes its blocks in the backward pass (PyTorch path): when its
+        activations would exceed `recompute_above_mb` (None: never)."""
+        return self.recompute_above_mb is not None and self.activation_mb(x) > self.recompute_above_mb
+
+    def _trainable(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def _forward_block_recomputed(
+        self, x: Tensor, state: Mamba2State | None, kernels: MambaKernels | None
+    ) -> tuple[Tensor, Mamba2State]:
+        """`_forward_block` keeping only its inputs for the backward pass, which runs the block again: the
+        same gradients for one more forward pass, and activation memory bounded by one block."""
+        conv, ssm = (None, None) if state is None else (state.conv, state.ssm)
+        out, conv_after, ssm_after = torch.utils.checkpoint.checkpoint(
+            self._forward_block_tensors, x, conv, ssm, use_reentrant=False, preserve_rng_state=False
+        )
+        return out, Mamba2State(conv=conv_after, ssm=ssm_after)
+
+    def _forward_block_tensors(self, x: Tensor, conv: Tensor | None, ssm: Tensor | None) -> tuple[Tensor, ...]:
+        state = None if conv is None or ssm is None else Mamba2State(conv=conv, ssm=ssm)
+        out, after = self._forward_block(x, state, None)
+        return out, after.conv, after.ssm
 
     def block_sequences(self, length: int) -> int:
         """Sequences of length `length` per block on the PyTorch path: as many as keep the in_proj output
@@ -387,6 +437,50 @@ class Mamba2(nn.Module):
         y = (h @ c.unsqueeze(-1)).squeeze(-1) + self.D.to(f)[:, None] * xh  # (B, H, P)
         out = self.out_proj(self.norm(y.reshape(y.shape[0], self.d_inner).to(x_t.dtype), z))
         return out, Mamba2State(conv=window[..., 1:], ssm=h)
+
+
+class _RecomputedBlocks(torch.autograd.Function):
+    """A Mamba2 layer (PyTorch path, no streaming state) that keeps only its input for the backward pass.
+
+    Forward: each block of sequences runs without autograd and writes its output into one preallocated
+    (B, L, d_model) tensor, so nothing but the input and that output outlives a block. Backward: block by block,
+    the block is run again with autograd and differentiated with respect to its input and the layer's
+    parameters; the parameter gradients are summed over blocks. Activation memory is one block's, for one extra
+    forward pass. Inputs: the layer, the block size (sequences), x (B, L, d_model) and the layer's trainable
+    parameters (listed so that autograd routes their gradients here).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, layer: Mamba2, block: int, x: Tensor, *params: Tensor) -> Tensor:
+        out = x.new_empty(x.shape)
+        with torch.no_grad():
+            for xb, ob in zip(x.split(block), out.split(block), strict=True):
+                ob.copy_(layer._forward_block(xb, None, None)[0])
+        ctx.layer, ctx.block = layer, block
+        ctx.save_for_backward(x)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        (x,) = ctx.saved_tensors
+        layer, block = ctx.layer, ctx.block
+        params = layer._trainable()
+        grad_x = torch.empty_like(x) if ctx.needs_input_grad[2] else None
+        grad_params: list[Tensor | None] = [None] * len(params)
+        for i, (xb, gb) in enumerate(zip(x.split(block), grad_out.split(block), strict=True)):
+            with torch.enable_grad():
+                xb = xb.detach().requires_grad_(grad_x is not None)
+                ob = layer._forward_block(xb, None, None)[0]
+                wrt = ([xb] if grad_x is not None else []) + params
+                grads = torch.autograd.grad(ob, wrt, gb, allow_unused=True)
+            if grad_x is not None:
+                grad_x[i * block : i * block + xb.shape[0]] = grads[0]
+                grads = grads[1:]
+            for j, g in enumerate(grads):
+                if g is not None:
+                    grad_params[j] = g if grad_params[j] is None else grad_params[j] + g
+        return (None, None, grad_x, *grad_params)
 
 
 class _CausalConvSiLU(torch.autograd.Function):

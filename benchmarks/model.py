@@ -1,0 +1,246 @@
+"""V3 model speed and memory: seconds per 60 s window, hours of EEG per second, peak memory.
+
+Figures for the ``base`` preset (the full V3 sizes of system.md, real Mamba2 selective scan):
+
+    fwd_b1     forward, batch 1, eval mode, no gradients
+    fwd_b8     forward, batch 8
+    fwdbwd_b4  forward + backward (sum of the frame logits), batch 4, train mode; by default with
+               ``model.activation_checkpointing: true`` (the Mamba layers' activations are recomputed in the
+               backward pass, the same gradients), which is what keeps peak memory at most half the reference's
+    tiny_fwdbwd_b8  the same for the ``tiny`` preset (the one the CPU demo trains), seconds per (8, 19, 15360) batch
+
+Every configuration runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is its own; each is
+timed ``--repeats`` times after one warm-up run and the best run is reported, as wall-clock seconds and as this
+process's CPU seconds (``time.process_time``: all its threads), both divided by the batch size. On a machine whose
+cores are shared the wall figure includes waiting for them; the load average is printed with the figures.
+OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE`` unless set otherwise): spinning threads on shared cores
+make wall-clock times swing by several times from run to run.
+
+Hours of EEG per second (``h_eeg_per_s``): 60 s / 3600 divided by the batch-8 forward seconds per window, i.e.
+non-overlapping windows; ``h_eeg_per_s_stride10`` is the same for windows at the default 10 s inference stride
+(six windows per minute of EEG).
+
+The reference figures printed next to ours are constants published for the reference system's V3 measured on a
+machine like this one (2 CPU threads), with its Conv1d stand-in in place of Mamba (cheaper than a real selective
+scan): forward 0.61 s per window at batch 1 and 0.78 s per window at batch 4; forward + backward 3.0 s per window
+at batch 4 with 6.4 GB peak memory (taken as 6.4e9 bytes). They were not measured by this script. Required of ictal
+with the real Mamba at ``base`` sizes: no slower than those figures and at most half the memory; target: at least
+3x faster in each; stretch: an hour of EEG in 4 s on 2 CPU cores. The batch-8 forward is compared with the batch-4
+reference, the nearest published figure.
+
+With a CUDA device (``--device auto`` finds it) the three base configurations also run on the GPU, with the
+mamba_ssm kernels where installed, and report peak GPU memory (``torch.cuda.max_memory_allocated``).
+
+    python benchmarks/model.py [--threads 2] [--repeats 2] [--device auto|cpu|cuda] [--json out.json]
+
+JSON (one flat object): ``fwd_b1_s_per_window``, ``fwd_b8_s_per_window``, ``fwdbwd_b4_s_per_window``,
+``h_eeg_per_s``, ``peak_rss_mb`` (MiB, of the forward + backward run), ``mamba_path``, their ratios to the reference
+(``*_speedup`` = reference / ours, ``peak_rss_fraction`` = ours / reference), CPU seconds (``*_cpu_s_per_window``),
+per-configuration peaks, the tiny figures and, with a GPU, the same under ``gpu_``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by OpenMP when torch loads
+
+import torch  # noqa: E402
+
+WINDOW_S = 60
+WINDOW_SAMPLES = WINDOW_S * 256
+# Published figures of the reference system's V3 (Conv1d stand-in for Mamba), 2 CPU threads.
+REFERENCE_FWD_B1_S = 0.61
+REFERENCE_FWD_B4_S = 0.78
+REFERENCE_FWDBWD_B4_S = 3.0
+REFERENCE_PEAK_MB = 6.4e9 / 2**20  # 6.4 GB in MiB
+STRETCH_S_PER_HOUR = 4.0  # an hour of EEG in 4 s on 2 CPU cores
+TARGET_SPEEDUP = 3.0
+
+# name -> (preset, batch, with backward)
+CONFIGS: dict[str, tuple[str, int, bool]] = {
+    "fwd_b1": ("base", 1, False),
+    "fwd_b8": ("base", 8, False),
+    "fwdbwd_b4": ("base", 4, True),
+    "tiny_fwdbwd_b8": ("tiny", 8, True),
+}
+GPU_CONFIGS = ("fwd_b1", "fwd_b8", "fwdbwd_b4")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def run_config(name: str, device: str, threads: int, repeats: int, checkpointing: bool) -> dict[str, Any]:
+    """Time one configuration in this process; its figures as a dict."""
+    from ictal.models.mamba2 import mamba_backend
+    from ictal.models.v3 import V3Config, build_v3
+
+    preset, batch, backward = CONFIGS[name]
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    overrides = {"activation_checkpointing": checkpointing} if backward else {}
+    model = build_v3(V3Config.from_preset(preset, **overrides)).to(device)
+    x = torch.randn(batch, 19, WINDOW_SAMPLES, device=device)
+    model.train(backward)
+
+    def once() -> None:
+        if backward:
+            model.zero_grad(set_to_none=True)
+            model(x).sum().backward()
+        else:
+            with torch.no_grad():
+                model(x)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    once()  # warm-up
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        once()
+        walls.append(time.perf_counter() - wall0)
+        cpus.append(time.process_time() - cpu0)
+    figures: dict[str, Any] = {
+        "s_per_window": min(walls) / batch,
+        "cpu_s_per_window": min(cpus) / batch,
+        "peak_rss_mb": peak_rss_mb(),
+        "mamba_path": mamba_backend(model),
+    }
+    if device == "cuda":
+        figures["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return figures
+
+
+def run_in_subprocess(name: str, device: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--worker", name, "--worker-device", device, "--threads", str(args.threads)]
+    cmd += ["--repeats", str(args.repeats)] + ([] if args.checkpointing else ["--no-checkpointing"])
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"{name} on {device} failed:\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def summarise(results: dict[str, dict[str, Any]], prefix: str = "") -> dict[str, Any]:
+    """The flat figures (keys of the issue, ratios, CPU seconds, per-configuration peaks) for one device."""
+    fwd_b1, fwd_b8, train = results["fwd_b1"], results["fwd_b8"], results["fwdbwd_b4"]
+    out: dict[str, Any] = {
+        "fwd_b1_s_per_window": fwd_b1["s_per_window"],
+        "fwd_b8_s_per_window": fwd_b8["s_per_window"],
+        "fwdbwd_b4_s_per_window": train["s_per_window"],
+        "h_eeg_per_s": (WINDOW_S / 3600) / fwd_b8["s_per_window"],
+        "h_eeg_per_s_stride10": (10 / 3600) / fwd_b8["s_per_window"],
+        "s_per_hour_eeg": 3600 / WINDOW_S * fwd_b8["s_per_window"],
+        "peak_rss_mb": train["peak_rss_mb"],
+        "mamba_path": train["mamba_path"],
+        "fwd_b1_speedup": REFERENCE_FWD_B1_S / fwd_b1["s_per_window"],
+        "fwd_b8_speedup": REFERENCE_FWD_B4_S / fwd_b8["s_per_window"],
+        "fwdbwd_b4_speedup": REFERENCE_FWDBWD_B4_S / train["s_per_window"],
+        "peak_rss_fraction": train["peak_rss_mb"] / REFERENCE_PEAK_MB,
+    }
+    for name, one in results.items():
+        out[f"{name}_cpu_s_per_window"] = one["cpu_s_per_window"]
+        out[f"{name}_peak_rss_mb"] = one["peak_rss_mb"]
+        if "peak_gpu_mb" in one:
+            out[f"{name}_peak_gpu_mb"] = one["peak_gpu_mb"]
+    if "tiny_fwdbwd_b8" in results:
+        tiny = results["tiny_fwdbwd_b8"]
+        out["tiny_fwdbwd_b8_s_per_batch"] = tiny["s_per_window"] * CONFIGS["tiny_fwdbwd_b8"][1]
+        out["tiny_fwdbwd_b8_cpu_s_per_batch"] = tiny["cpu_s_per_window"] * CONFIGS["tiny_fwdbwd_b8"][1]
+    speedups = [out["fwd_b1_speedup"], out["fwd_b8_speedup"], out["fwdbwd_b4_speedup"]]
+    out["meets_required"] = min(speedups) >= 1.0 and out["peak_rss_fraction"] <= 0.5
+    out["meets_target"] = min(speedups) >= TARGET_SPEEDUP and out["peak_rss_fraction"] <= 0.5
+    out["meets_stretch"] = out["s_per_hour_eeg"] <= STRETCH_S_PER_HOUR
+    return {prefix + k: v for k, v in out.items()}
+
+
+def report(figures: dict[str, Any], prefix: str, where: str) -> None:
+    f = {k.removeprefix(prefix): v for k, v in figures.items() if k.startswith(prefix)}
+    print(f"\n{where}, V3 base, mamba path: {f['mamba_path']}")
+    rows = [
+        ("forward, batch 1", f["fwd_b1_s_per_window"], f["fwd_b1_cpu_s_per_window"], REFERENCE_FWD_B1_S, "b1"),
+        ("forward, batch 8", f["fwd_b8_s_per_window"], f["fwd_b8_cpu_s_per_window"], REFERENCE_FWD_B4_S, "b4"),
+        ("fwd+bwd, batch 4", f["fwdbwd_b4_s_per_window"], f["fwdbwd_b4_cpu_s_per_window"], REFERENCE_FWDBWD_B4_S, "b4"),
+    ]
+    for label, wall, cpu, ref, ref_batch in rows:
+        print(f"  {label}: {wall:7.3f} s/window wall ({cpu:.3f} s CPU) | reference {ref:.2f} ({ref_batch}): "
+              f"{ref / wall:5.2f}x faster")  # fmt: skip
+    peak = f["peak_rss_mb"]
+    print(f"  peak memory, fwd+bwd batch 4: {peak:.0f} MiB | reference {REFERENCE_PEAK_MB:.0f} MiB (6.4 GB): "
+          f"{peak / REFERENCE_PEAK_MB:.2f} of it")  # fmt: skip
+    if "fwdbwd_b4_peak_gpu_mb" in f:
+        print(f"  peak GPU memory, fwd+bwd batch 4: {f['fwdbwd_b4_peak_gpu_mb']:.0f} MiB")
+    print(f"  hours of EEG per second (batch 8, non-overlapping 60 s windows): {f['h_eeg_per_s']:.4f} "
+          f"({f['s_per_hour_eeg']:.1f} s per hour; stretch {STRETCH_S_PER_HOUR:g} s); at a 10 s stride: "
+          f"{f['h_eeg_per_s_stride10']:.4f}")  # fmt: skip
+    if "tiny_fwdbwd_b8_s_per_batch" in f:
+        print(f"  tiny preset fwd+bwd per (8, 19, 15360) batch: {f['tiny_fwdbwd_b8_s_per_batch']:.3f} s wall "
+              f"({f['tiny_fwdbwd_b8_cpu_s_per_batch']:.3f} s CPU)")  # fmt: skip
+    print(f"  required (no slower, at most half the memory): {'met' if f['meets_required'] else 'NOT met'}; "
+          f"target (3x faster in each): {'met' if f['meets_target'] else 'not met'}; "
+          f"stretch: {'met' if f['meets_stretch'] else 'not met'}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="cpu only, or cpu + cuda")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per configuration (best reported)")
+    parser.add_argument(
+        "--no-checkpointing", dest="checkpointing", action="store_false",
+        help="forward + backward without model.activation_checkpointing (more memory)",
+    )  # fmt: skip
+    parser.add_argument("--json", type=Path, help="also write the figures as one flat JSON object")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one configuration, print its JSON
+    parser.add_argument("--worker-device", default="cpu", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        one = run_config(args.worker, args.worker_device, args.threads, args.repeats, args.checkpointing)
+        print(json.dumps(one))
+        return
+
+    load_before = os.getloadavg()[0]
+    cpu = {name: run_in_subprocess(name, "cpu", args) for name in CONFIGS}
+    figures: dict[str, Any] = {
+        "threads": args.threads,
+        "activation_checkpointing": args.checkpointing,
+        "load_avg_1min_before": load_before,
+        "load_avg_1min_after": os.getloadavg()[0],
+        "cpu_count": os.cpu_count(),
+        **summarise(cpu),
+    }
+    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    if cuda:
+        gpu = {name: run_in_subprocess(name, "cuda", args) for name in GPU_CONFIGS}
+        figures.update(summarise(gpu, prefix="gpu_"))
+        figures["gpu_name"] = torch.cuda.get_device_name()
+    print(
+        f"V3 base, 60 s windows (19 x 15360 samples), {args.threads} CPU threads, best of {args.repeats} runs after "
+        f"a warm-up, each configuration in its own process; forward + backward "
+        f"{'with' if args.checkpointing else 'without'} model.activation_checkpointing. 1-minute load average "
+        f"{figures['load_avg_1min_before']:.1f} before, {figures['load_avg_1min_after']:.1f} after, on "
+        f"{figures['cpu_count']} cores. Reference figures: published constants of the reference system's V3 "
+        "(Conv1d stand-in for Mamba) on a machine like this one, 2 threads; not measured here."
+    )
+    report(figures, "", "CPU")
+    if cuda:
+        report(figures, "gpu_", f"GPU ({figures['gpu_name']})")
+    if args.json:
+        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
+        tmp.write_text(json.dumps(figures, indent=2) + "\n")
+        tmp.replace(args.json)
+
+
+if __name__ == "__main__":
+    main()
