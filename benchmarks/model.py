@@ -4,9 +4,11 @@ Figures for the ``base`` preset (the full V3 sizes of system.md, real Mamba2 sel
 
     fwd_b1     forward, batch 1, eval mode, no gradients
     fwd_b8     forward, batch 8
-    fwdbwd_b4  forward + backward (sum of the frame logits), batch 4, train mode; by default with
-               ``model.activation_checkpointing: true`` (the Mamba layers' activations are recomputed in the
-               backward pass, the same gradients), which is what keeps peak memory at most half the reference's
+    fwdbwd_b4  forward + backward (sum of the frame logits), batch 4, train mode, with the preset's
+               ``model.activation_checkpointing: false``: what keeps peak memory at most half the reference's is
+               Mamba2's own recomputation (a training call above ``recompute_above_mb``, 256 MiB by default,
+               keeps only its input and recomputes each block of sequences in the backward pass);
+               ``--checkpointing`` turns the model-level option on as well (one more forward of every layer)
     tiny_fwdbwd_b8  the same for the ``tiny`` preset (the one the CPU demo trains), seconds per (8, 19, 15360) batch
 
 Every configuration runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is its own; each is
@@ -124,7 +126,7 @@ def run_config(name: str, device: str, threads: int, repeats: int, checkpointing
 
 def run_in_subprocess(name: str, device: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", name, "--worker-device", device, "--threads", str(args.threads)]
-    cmd += ["--repeats", str(args.repeats)] + ([] if args.checkpointing else ["--no-checkpointing"])
+    cmd += ["--repeats", str(args.repeats)] + (["--checkpointing"] if args.checkpointing else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.exit(f"{name} on {device} failed:\n{proc.stderr[-4000:]}")
@@ -198,8 +200,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per configuration (best reported)")
     parser.add_argument(
-        "--no-checkpointing", dest="checkpointing", action="store_false",
-        help="forward + backward without model.activation_checkpointing (more memory)",
+        "--checkpointing", action="store_true",
+        help="forward + backward with model.activation_checkpointing: true (less memory, one more forward)",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures as one flat JSON object")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one configuration, print its JSON
@@ -228,7 +230,8 @@ def main() -> None:
     print(
         f"V3 base, 60 s windows (19 x 15360 samples), {args.threads} CPU threads, best of {args.repeats} runs after "
         f"a warm-up, each configuration in its own process; forward + backward "
-        f"{'with' if args.checkpointing else 'without'} model.activation_checkpointing. 1-minute load average "
+        f"{'with' if args.checkpointing else 'without'} model.activation_checkpointing (Mamba2 recomputes its "
+        "blocks in the backward pass above recompute_above_mb, 256 MiB). 1-minute load average "
         f"{figures['load_avg_1min_before']:.1f} before, {figures['load_avg_1min_after']:.1f} after, on "
         f"{figures['cpu_count']} cores. Reference figures: published constants of the reference system's V3 "
         "(Conv1d stand-in for Mamba) on a machine like this one, 2 threads; not measured here."

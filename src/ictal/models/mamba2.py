@@ -534,12 +534,13 @@ class _GatedOut(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, y: Tensor, z: Tensor, w_norm: Tensor, w_out: Tensor, eps: float) -> Tensor:
         d_inner = y.shape[-1]
-        g = y * F.silu(z)
+        training = any(ctx.needs_input_grad)
+        g = y * F.silu(z) if training else F.silu(z).mul_(y)
         inverse_rms = torch.rsqrt((g * g) @ g.new_full((d_inner,), 1.0 / d_inner) + eps)  # (R,)
-        folded = w_out * w_norm
-        projected = g @ folded.t()  # (R, d_model)
-        if any(ctx.needs_input_grad):
-            ctx.save_for_backward(y, z, w_norm, w_out, g, inverse_rms, projected)
+        projected = g @ (w_out * w_norm).t()  # (R, d_model)
+        if not training:
+            return projected.mul_(inverse_rms.unsqueeze(-1))
+        ctx.save_for_backward(y, z, w_norm, w_out, g, inverse_rms, projected)
         return projected * inverse_rms.unsqueeze(-1)
 
     @staticmethod

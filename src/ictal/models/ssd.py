@@ -137,8 +137,9 @@ def ssd_chunked_scan(
         if d is not None:
             # (B*L, H*P) * (H*P,): a broadcast along the last axis, the fast pattern for CPU kernels.
             skip = d.to(f).repeat_interleave(headdim)
-            y = torch.addcmul(y.reshape(batch * length, -1), x[:, :length].reshape(batch * length, -1), skip)
-            y = y.view(batch, length, nheads, headdim)
+            y2, x2 = y.reshape(batch * length, -1), x[:, :length].reshape(batch * length, -1)
+            inplace = not torch.is_grad_enabled() and y2.data_ptr() == y.data_ptr() and y2.is_contiguous()
+            y = (y2.addcmul_(x2, skip) if inplace else torch.addcmul(y2, x2, skip)).view(batch, length, nheads, headdim)
     return y.to(out_dtype), final
 
 
@@ -258,10 +259,13 @@ class _FactorisedScan(torch.autograd.Function):
             torch.addcmul(scaled[k], states[k], decay[k], out=states[k + 1])
         entering = _entering(states, w_entering)
         z = torch.baddbmm(cm @ entering.view(m, n, w), gram, u)  # (M, Q, W)
-        y = z.view(batch, nc, g, q, hg, p).transpose(2, 3) * scale_out.unsqueeze(-1)
+        z6 = z.view(batch, nc, g, q, hg, p).transpose(2, 3)
+        final = states[nc].view(batch, g, n, hg, p)
+        if not any(ctx.needs_input_grad):  # inference: scale in place, keep nothing
+            return z6.mul_(scale_out.unsqueeze(-1)), final
         ctx.save_for_backward(x, scale_in, scale_out, w_produced, decay, w_entering, bm, cm, gram, produced, states, z)
         ctx.has_initial = initial is not None
-        return y, states[nc].view(batch, g, n, hg, p)
+        return z6 * scale_out.unsqueeze(-1), final
 
     @staticmethod
     def backward(ctx: Any, grad_y: Tensor | None, grad_final: Tensor | None) -> tuple[Tensor | None, ...]:
