@@ -203,6 +203,7 @@ def main() -> None:
         "--checkpointing", action="store_true",
         help="forward + backward with model.activation_checkpointing: true (less memory, one more forward)",
     )  # fmt: skip
+    parser.add_argument("--gpu-only", action="store_true", help="skip the CPU figures (with a CUDA device)")
     parser.add_argument("--json", type=Path, help="also write the figures as one flat JSON object")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one configuration, print its JSON
     parser.add_argument("--worker-device", default="cpu", help=argparse.SUPPRESS)
@@ -212,17 +213,19 @@ def main() -> None:
         print(json.dumps(one))
         return
 
+    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    if args.gpu_only and not cuda:
+        sys.exit("--gpu-only needs a CUDA device")
     load_before = os.getloadavg()[0]
-    cpu = {name: run_in_subprocess(name, "cpu", args) for name in CONFIGS}
+    cpu = {} if args.gpu_only else {name: run_in_subprocess(name, "cpu", args) for name in CONFIGS}
     figures: dict[str, Any] = {
         "threads": args.threads,
         "activation_checkpointing": args.checkpointing,
         "load_avg_1min_before": load_before,
         "load_avg_1min_after": os.getloadavg()[0],
         "cpu_count": os.cpu_count(),
-        **summarise(cpu),
+        **(summarise(cpu) if cpu else {}),
     }
-    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     if cuda:
         gpu = {name: run_in_subprocess(name, "cuda", args) for name in GPU_CONFIGS}
         figures.update(summarise(gpu, prefix="gpu_"))
@@ -236,7 +239,8 @@ def main() -> None:
         f"{figures['cpu_count']} cores. Reference figures: published constants of the reference system's V3 "
         "(Conv1d stand-in for Mamba) on a machine like this one, 2 threads; not measured here."
     )
-    report(figures, "", "CPU")
+    if cpu:
+        report(figures, "", "CPU")
     if cuda:
         report(figures, "gpu_", f"GPU ({figures['gpu_name']})")
     if args.json:

@@ -365,6 +365,18 @@ def test_time_budget_stops_then_resume_finishes(synthetic_cache: Path, tmp_path:
     assert second.stopped == "completed" and second.steps == 4 and second.epochs_completed == 2
 
 
+def test_max_steps_caps_the_run_and_its_schedule(synthetic_cache: Path, tmp_path: Path) -> None:
+    cfg = make_cfg(synthetic_cache, tmp_path / "run", epochs=3, max_steps=3, warmup_fraction=0.0)
+    trainer = Trainer(cfg)
+    result = trainer.fit()
+    # 3 epochs of 2 steps planned; the cap ends the run mid-epoch 2, validated, and the cosine reached 0 there.
+    assert result.stopped == "max_steps" and result.steps == 3
+    assert trainer.schedule.total_steps == 3 and trainer.schedule.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
+    assert result.history[-1]["epoch_complete"] is False and result.best_checkpoint is not None
+    again = Trainer(cfg, resume=True).fit()  # nothing left to do
+    assert again.stopped == "max_steps" and again.steps == 3
+
+
 class ScriptedValidator:
     """A plug-in validator (the hook the stitched scoring uses): returns scripted monitor values."""
 

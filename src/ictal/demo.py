@@ -18,7 +18,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -49,6 +51,7 @@ class DemoRun:
     seed: int
     workers: int
     train_minutes: float = 8.0
+    train_steps: int = 90
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -74,6 +77,9 @@ class DemoRun:
                     "batch_size": 8,
                     "learning_rate": 3e-3,
                     "epochs": 100,
+                    # The schedule spans max_steps (warm-up, then a cosine to 0), which fit in the time budget on
+                    # 2 cores; the budget stops a slower machine's run early instead.
+                    "max_steps": self.train_steps,
                     "max_minutes": self.train_minutes,
                     "early_stopping_patience": 100,
                     "mixed_precision": "no",
@@ -238,6 +244,17 @@ def summary_table(run: DemoRun, reports: dict[str, BuildReport]) -> Table:
     return table
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["training.loss=bce", "data.window_s=30"]`` -> ``{"training.loss": "bce", "data.window_s": 30}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. --set training.loss=bce")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ictal.demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
@@ -246,19 +263,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--train-minutes", type=float, default=8.0, help="training budget (wall clock)")
+    parser.add_argument("--train-steps", type=int, default=90, help="optimizer steps (the schedule's length)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config key of the run, e.g. --set training.loss=bce (repeatable; YAML values)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     # Training logs its start-up (sampler, Seizure ratio), heartbeats and validations through logging.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     # Logs and CI are not terminals: give tables room instead of rich's 80-column default.
     console = Console() if sys.stdout.isatty() else Console(width=120)
-    run = DemoRun(args.out, args.patients, args.hours, args.seed, args.workers, args.train_minutes)
+    run = DemoRun(args.out, args.patients, args.hours, args.seed, args.workers, args.train_minutes, args.train_steps)
+    overrides = parse_overrides(args.set)
     run.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     stage_corpus(run, console)
     reports = stage_cache(run, console)
     console.print(summary_table(run, reports))
     failed = sum(len(r.failed) for r in reports.values())
-    cfg = run.config()
+    from ictal.train.trainer import with_overrides
+
+    cfg = with_overrides(run.config(), overrides) if overrides else run.config()
     checkpoint = stage_train(run, cfg, console)
     results = stage_evaluate(run, cfg, checkpoint, console)
     stage_predict(run, cfg, checkpoint, console)

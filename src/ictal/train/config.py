@@ -46,6 +46,10 @@ class TrainingConfig:
     run_dir: Path | None = None
     #: Cap on optimizer steps per epoch (null: the sampler's whole epoch). For smoke runs and quick tests.
     max_steps_per_epoch: Annotated[int | None, Field(ge=1)] = None
+    #: Cap on the run's optimizer steps in all (null: ``epochs`` x steps per epoch). The learning-rate schedule
+    #: (warm-up, cosine) spans the smaller of the two, so a short run still decays its rate to 0; reaching the cap
+    #: validates, writes the checkpoints and stops (``stopped: max_steps``).
+    max_steps: Annotated[int | None, Field(ge=1)] = None
     #: Wall-clock budget of one ``train`` invocation in minutes (null: none). When it runs out, the run
     #: validates, writes its checkpoints and stops; ``--resume`` continues it.
     max_minutes: Annotated[float | None, Field(gt=0)] = None

@@ -156,7 +156,7 @@ class TrainCallback:
 
 @dataclasses.dataclass
 class TrainResult:
-    """How a run ended. ``stopped``: ``completed``, ``early_stopping`` or ``time_budget``."""
+    """How a run ended. ``stopped``: ``completed``, ``max_steps``, ``early_stopping`` or ``time_budget``."""
 
     run_dir: Path
     last_checkpoint: Path
@@ -264,7 +264,10 @@ class Trainer:
         if t.max_steps_per_epoch is not None:
             self.steps_per_epoch = min(self.steps_per_epoch, t.max_steps_per_epoch)
         self.optimizer = make_optimizer(self.model, t)
-        self.schedule = WarmupCosineSchedule.from_config(self.optimizer, t, t.epochs * self.steps_per_epoch)
+        self.total_steps = t.epochs * self.steps_per_epoch
+        if t.max_steps is not None:
+            self.total_steps = min(self.total_steps, t.max_steps)
+        self.schedule = WarmupCosineSchedule.from_config(self.optimizer, t, self.total_steps)
         self.scaler = self.precision.make_scaler()
         self.early_stopping = EarlyStopping(t.early_stopping_patience, t.early_stopping_min_delta)
         self._pending_rng: dict[str, Any] | None = None
@@ -564,10 +567,10 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------- the loop
 
     def fit(self) -> TrainResult:
-        """Train until ``epochs`` are done, early stopping, or ``max_minutes``; returns how it ended."""
+        """Train until the epochs or ``max_steps`` are done, early stopping, or ``max_minutes``; returns how."""
         self._setup()
         progress = ProgressReporter(
-            total_steps=self.cfg.training.epochs * self.steps_per_epoch,
+            total_steps=self.total_steps,
             done_steps=self.step,
             steps_per_epoch=self.steps_per_epoch,
             epochs=self.cfg.training.epochs,
@@ -608,6 +611,8 @@ class Trainer:
         stopped = "completed"
         if self.early_stopping.should_stop:
             return "early_stopping"  # a resumed run that had already stopped
+        if self.step >= self.total_steps:
+            return "max_steps" if self.epoch < t.epochs else "completed"  # a resumed run that had already ended
         while self.epoch < t.epochs:
             self.sampler.set_epoch(self.epoch)
             self.ddp_model.train()
@@ -615,7 +620,7 @@ class Trainer:
             if self._pending_rng is not None:
                 restore_rng_state(self._pending_rng)
                 self._pending_rng = None
-            out_of_time = False
+            out_of_time = at_max_steps = False
             while self.epoch_step < self.steps_per_epoch:
                 batch = next(batches, None)
                 if batch is None:
@@ -633,17 +638,21 @@ class Trainer:
                 progress.update(info, self.counters.nonfinite_total)
                 for cb in self.callbacks:
                     cb.on_step_end(self, info)
+                if self.step >= self.total_steps:
+                    at_max_steps = True
+                    break
                 if budget_s is not None and self.dist.any(time.monotonic() - started > budget_s, self.device):
                     out_of_time = True
                     break
-            epoch_done = not out_of_time or self.epoch_step >= self.steps_per_epoch
+            cut_short = out_of_time or at_max_steps
+            epoch_done = not cut_short or self.epoch_step >= self.steps_per_epoch
             finished_epoch = self.epoch
             if epoch_done:
                 self.epoch += 1
                 self.epoch_step, self.samples_in_epoch = 0, 0
             due = epoch_done and (self.epoch % t.val_every == 0 or self.epoch == t.epochs)
             kinds = ["last"]
-            if due or out_of_time:
+            if due or cut_short:
                 metrics = self.validate(finished_epoch)
                 improved = self.early_stopping.update(metrics["monitor"], finished_epoch)
                 row = {
@@ -673,6 +682,10 @@ class Trainer:
                     self.validator.monitor_name, self.early_stopping.bad_rounds, self.early_stopping.best,
                     self.early_stopping.best_epoch + 1,
                 )  # fmt: skip
+                break
+            if at_max_steps:
+                stopped = "completed" if self.epoch >= t.epochs else "max_steps"
+                log.info("training.max_steps (%d) reached at epoch %d", self.total_steps, self.epoch + 1)
                 break
             if out_of_time:
                 stopped = "time_budget"
