@@ -310,6 +310,10 @@ def test_backend_reporting_on_cpu() -> None:
         forced(torch.randn(1, 3, 8))
 
 
+# mamba_ssm's Triton kernels multiply float32 in TF32 (10-bit mantissa): measured on an H200 (mamba_ssm 2.3.2,
+# torch 2.11, triton 3.6), kernel vs reference differed by at most 1.2e-4 at default init (2 of 76,800 outputs above
+# 1e-4) and 2.6e-3 with randomised D, conv bias and norm weight. A wrong dispatch or parameter mapping gives O(1).
+TF32 = {"rtol": 1e-2, "atol": 5e-3}
 _KERNELS_MISSING = not (torch.cuda.is_available() and mamba_kernels() is not None)
 
 
@@ -329,20 +333,22 @@ def test_kernel_path_matches_reference_path() -> None:
     assert mamba_backend(m) == REFERENCE_BACKEND
     y_r, s_r = m(x, return_state=True)
     y_r.square().mean().backward()
-    assert_close(y_k, y_r, rtol=1e-3, atol=1e-4)
-    assert_close(s_k.ssm, s_r.ssm, rtol=1e-3, atol=1e-4)
+    assert_close(y_k, y_r, **TF32)
+    assert_close(s_k.ssm, s_r.ssm, **TF32)
     for k, p in m.named_parameters():
-        assert_close(grads_k[k], p.grad, rtol=1e-2, atol=1e-4, msg=k)
+        assert_close(grads_k[k], p.grad, rtol=2e-2, atol=1e-3, msg=k)
     # Streaming with carried state on the kernel path.
     m.use_kernels = None
     with torch.no_grad():
         first, state = m(x[:, :100], return_state=True)
         second = m(x[:, 100:], state=state)
-    assert_close(torch.cat([first, second], 1), y_r.detach(), rtol=1e-3, atol=1e-4)
+    assert_close(torch.cat([first, second], 1), y_r.detach(), **TF32)
     # mamba_ssm's own module loads the same state_dict and gives the same output.
     from mamba_ssm.modules.mamba2 import Mamba2 as ReferenceMamba2
 
-    ref = ReferenceMamba2(d_model=64, d_state=16, expand=2, headdim=8, d_conv=4, ngroups=1).cuda()
+    ref = ReferenceMamba2(
+        d_model=64, d_state=16, expand=2, headdim=8, d_conv=4, ngroups=1, use_mem_eff_path=False
+    ).cuda()
     ref.load_state_dict(m.state_dict())
     with torch.no_grad():
-        assert_close(ref(x), y_r.detach(), rtol=1e-3, atol=1e-4)
+        assert_close(ref(x), y_r.detach(), **TF32)

@@ -142,7 +142,11 @@ def test_gpu_mamba_ssm_module_loads_our_state_dict_and_matches_both_paths() -> N
         ours.conv1d.bias.normal_()
         ours.norm.weight.uniform_(0.5, 1.5)
         ours.D.normal_()
-    theirs = MambaSsmMamba2(d_model=64, d_state=16, d_conv=4, expand=2, headdim=8, ngroups=1).cuda()
+    # use_mem_eff_path=False: mamba_ssm's fused path needs the causal_conv1d package, which this test does not.
+    theirs = MambaSsmMamba2(
+        d_model=64, d_state=16, d_conv=4, expand=2, headdim=8, ngroups=1, use_mem_eff_path=False
+    ).cuda()
+    # Tolerances: TF32 inside the Triton kernels (see tests/test_mamba2.py; 2.6e-3 measured on an H200).
     theirs.load_state_dict(ours.state_dict(), strict=True)
     x = torch.randn(3, 500, 64, device="cuda")
     with torch.no_grad():
@@ -151,13 +155,13 @@ def test_gpu_mamba_ssm_module_loads_our_state_dict_and_matches_both_paths() -> N
         reference = ours(x)
         ours.use_kernels = None
         mamba_ssm_out = theirs(x)
-    assert_close(mamba_ssm_out, reference, rtol=1e-3, atol=1e-4)
-    assert_close(kernel, reference, rtol=1e-3, atol=1e-4)
+    assert_close(mamba_ssm_out, reference, rtol=1e-2, atol=5e-3)
+    assert_close(kernel, reference, rtol=1e-2, atol=5e-3)
     # And back: a state_dict written by mamba_ssm loads into ours.
     back = Mamba2(64, d_state=16, expand=2, headdim=8).cuda()
     back.load_state_dict(theirs.state_dict(), strict=True)
     with torch.no_grad():
-        assert_close(back(x), mamba_ssm_out, rtol=1e-3, atol=1e-4)
+        assert_close(back(x), mamba_ssm_out, rtol=1e-2, atol=5e-3)
 
 
 @gpu
