@@ -85,8 +85,9 @@ def peak_rss_mb() -> float:
 
 def run_config(name: str, device: str, threads: int, repeats: int, checkpointing: bool) -> dict[str, Any]:
     """Time one configuration in this process; its figures as a dict."""
+    from ictal.models.config import V3Config
     from ictal.models.mamba2 import mamba_backend
-    from ictal.models.v3 import V3Config, build_v3
+    from ictal.models.v3 import build_v3
 
     preset, batch, backward = CONFIGS[name]
     torch.set_num_threads(threads)

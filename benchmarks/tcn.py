@@ -32,9 +32,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by OpenMP when torch
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from ictal.models.config import V3Config  # noqa: E402
 from ictal.models.info import macs_per_window  # noqa: E402
 from ictal.models.tcn import TCNEncoder  # noqa: E402
-from ictal.models.v3 import V3Config  # noqa: E402
 
 WINDOW_SAMPLES = 15_360  # 60 s at 256 Hz
 

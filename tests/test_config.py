@@ -87,3 +87,12 @@ def test_model_section_preset_and_override() -> None:
     assert cfg.model.preset == "tiny" and cfg.model.graph.semi_dynamic_interval == 4
     with pytest.raises(ConfigError, match="model.graph.use_dynamic_pee: unknown key"):
         config_from_dict({"model": {"graph": {"use_dynamic_pee": True}}})
+
+
+def test_config_schema_does_not_load_torch() -> None:
+    # Validating a config (`ictal validate`, checkpoint readers) must not pay for importing PyTorch.
+    import subprocess
+    import sys
+
+    code = "import sys, ictal.config.schema; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

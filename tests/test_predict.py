@@ -30,7 +30,8 @@ from ictal.infer.predict import (
 from ictal.io.annotations import read_annotations, term_annotation, write_annotations
 from ictal.io.channels import CANONICAL_19
 from ictal.io.edf_write import write_edf
-from ictal.models.v3 import V3Config, build_v3
+from ictal.models.config import V3Config
+from ictal.models.v3 import build_v3
 from ictal.post.events import SeizureEvent
 from ictal.train.checkpoint import CHECKPOINT_FORMAT, load_model, save_checkpoint
 

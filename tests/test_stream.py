@@ -27,8 +27,9 @@ from ictal.io.annotations import intervals_to_mask
 from ictal.io.channels import CANONICAL_19
 from ictal.io.edf import read_edf
 from ictal.io.edf_write import write_edf
+from ictal.models.config import V3Config
 from ictal.models.line_length import line_length_trace
-from ictal.models.v3 import V3Config, V3Detector, build_v3
+from ictal.models.v3 import V3Detector, build_v3
 from ictal.post.config import PostConfig
 from ictal.post.events import detect_events
 from ictal.signal.chunked import ArraySource, OnlinePreprocessor, preprocess_chunked

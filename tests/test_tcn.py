@@ -6,7 +6,8 @@ import pydantic
 import pytest
 import torch
 
-from ictal.models.tcn import DilatedResidualBlock, Downsample, TCNConfig, TCNEncoder
+from ictal.models.config import TCNConfig
+from ictal.models.tcn import DilatedResidualBlock, Downsample, TCNEncoder
 
 SMALL = TCNConfig(widths=(4, 4, 8, 8, 8, 8, 8, 12), dropout=0.0)
 

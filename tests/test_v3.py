@@ -16,9 +16,10 @@ from typer.testing import CliRunner
 
 from ictal.cli import model_info_cmd
 from ictal.errors import ConfigError
+from ictal.models.config import V3Config, load_v3_config
 from ictal.models.debug import NonFiniteError
 from ictal.models.info import macs_per_window, parameter_counts
-from ictal.models.v3 import V3Config, V3Detector, build_v3, load_v3_config
+from ictal.models.v3 import V3Detector, build_v3
 
 N_FRAMES = 64
 T = 16 * N_FRAMES  # 4 s at 256 Hz: short, so the tests stay fast

@@ -17,9 +17,10 @@ def model_info(
     """Print the V3 model's parameters and MACs per window for each component, and which Mamba path runs."""
     import torch
 
+    from ictal.models.config import load_v3_config
     from ictal.models.info import macs_per_window, parameter_counts
     from ictal.models.mamba2 import mamba_backend
-    from ictal.models.v3 import V3Detector, load_v3_config
+    from ictal.models.v3 import V3Detector
 
     try:
         cfg = load_v3_config(config)

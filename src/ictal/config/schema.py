@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ictal.data.config import DataConfig
 from ictal.errors import ConfigError
-from ictal.models.v3 import V3Config
+from ictal.models.config import V3Config
 from ictal.post.config import PostConfig
 from ictal.scoring.szcore import SzcoreConfig
 from ictal.signal.preprocess import PreprocessConfig

@@ -12,57 +12,10 @@ window forward (37x) and 254 ms vs 5,558 ms forward+backward (22x), with 2.5 vs 
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Annotated
-
-import pydantic
 import torch
 from torch import nn
 
-#: Input samples per output frame: 256 Hz in, 16 Hz out.
-FRAME_STRIDE = 16
-
-
-@pydantic.with_config(pydantic.ConfigDict(extra="forbid"))
-@dataclass
-class TCNConfig:
-    """TCN encoder sizes.
-
-    ``widths`` has one entry per dilated layer (the last is the encoder's output width); ``layers_per_stage``
-    splits those layers over the rates 256 Hz, 256/d1 Hz, ... with ``downsample`` the decimation factors
-    between stages, whose product must be 16 (one frame per 16 samples).
-    """
-
-    widths: tuple[int, ...] = (32, 32, 64, 128, 128, 256, 256, 512)
-    layers_per_stage: tuple[int, ...] = (2, 2, 4)
-    downsample: tuple[int, ...] = (4, 4)
-    kernel_size: Annotated[int, pydantic.Field(ge=3)] = 7
-    dropout: Annotated[float, pydantic.Field(ge=0.0, lt=1.0)] = 0.1
-
-    def __post_init__(self) -> None:
-        problems = []
-        if any(w < 1 for w in self.widths):
-            problems.append(f"tcn.widths must be positive, got {list(self.widths)}")
-        if len(self.layers_per_stage) != len(self.downsample) + 1:
-            problems.append(
-                f"tcn.layers_per_stage needs one entry more than tcn.downsample "
-                f"(got {len(self.layers_per_stage)} and {len(self.downsample)})"
-            )
-        if sum(self.layers_per_stage) != len(self.widths) or any(n < 0 for n in self.layers_per_stage):
-            problems.append(
-                f"tcn.layers_per_stage must be >= 0 and sum to len(tcn.widths)={len(self.widths)}, "
-                f"got {list(self.layers_per_stage)}"
-            )
-        if any(f < 2 for f in self.downsample) or math.prod(self.downsample) != FRAME_STRIDE:
-            problems.append(
-                f"tcn.downsample factors must be >= 2 with product {FRAME_STRIDE} (256 Hz -> 16 Hz frames), "
-                f"got {list(self.downsample)}"
-            )
-        if self.kernel_size % 2 == 0:
-            problems.append(f"tcn.kernel_size must be odd (centred 'same' padding), got {self.kernel_size}")
-        if problems:
-            raise ValueError("; ".join(problems))
+from ictal.models.config import FRAME_STRIDE, TCNConfig
 
 
 class ChannelLayerNorm(nn.Module):
