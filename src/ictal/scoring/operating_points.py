@@ -527,18 +527,24 @@ def szcore_pooled(source: _Source, hyp: HypothesisEvents) -> SzcoreCounts:
 def choose_thresholds(
     sweep: SweepResult, targets: Iterable[float] = DEFAULT_TARGETS, scorer: str = "ovlp"
 ) -> ChosenThresholds:
-    """For each FA/24h target, the lowest swept threshold whose ``scorer`` FA/24h is ``<= target`` on this split.
+    """For each FA/24h target, the threshold of the most sensitive admissible operating point on this split.
 
-    The lowest admissible threshold is the most sensitive one. When no threshold meets a target its threshold
-    is the highest swept one and the target is listed in ``ChosenThresholds.unmet``.
+    Admissible: the ``scorer``'s FA/24h is ``<= target``. Among the admissible thresholds with the highest
+    sensitivity the highest threshold is taken: a lower one with the same sensitivity only adds false alarms
+    (it is dominated), and on a split scored with the chosen threshold those extra alarms are the first to push the
+    FA rate over its target. When no threshold meets a target its threshold is the highest swept one and the
+    target is listed in ``ChosenThresholds.unmet``.
     """
-    fa = sweep.curve(scorer).fa_per_24h
+    curve = sweep.curve(scorer)
+    fa, sens = curve.fa_per_24h, curve.sensitivity
     chosen: dict[float, float] = {}
     unmet = []
     for target in targets:
         ok = np.flatnonzero(fa <= float(target))  # NaN (no duration) is never admissible
         if ok.size:
-            chosen[float(target)] = float(sweep.thresholds[ok[0]])
+            best = np.nanmax(sens[ok]) if np.isfinite(sens[ok]).any() else np.nan
+            top = ok[sens[ok] >= best] if np.isfinite(best) else ok[:1]
+            chosen[float(target)] = float(sweep.thresholds[top[-1]])
         else:
             chosen[float(target)] = float(sweep.thresholds[-1])
             unmet.append(float(target))
