@@ -15,8 +15,13 @@ Every configuration runs in a fresh subprocess, so its peak resident memory (``r
 timed ``--repeats`` times after one warm-up run and the best run is reported, as wall-clock seconds and as this
 process's CPU seconds (``time.process_time``: all its threads), both divided by the batch size. On a machine whose
 cores are shared the wall figure includes waiting for them; the load average is printed with the figures.
-OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE`` unless set otherwise): spinning threads on shared cores
-make wall-clock times swing by several times from run to run.
+OpenMP threads keep their default wait policy, as in ``ictal predict`` and ``ictal train``; on a machine whose cores
+are shared, ``--omp-passive`` (``OMP_WAIT_POLICY=PASSIVE``) keeps spinning threads from making wall-clock times swing
+by several times from run to run, at about 1.4x the idle machine's time for the base forward pass.
+
+``--model KEY=VALUE`` (repeatable) measures a variant of the preset, e.g. ``--model edge.time_pool=4``: the edge
+stream's Mamba on similarities averaged over 4 frames (adjacency updated at 4 Hz instead of 16 Hz), which halves
+the base forward pass on CPU. The figures name the overrides; the default is the V3 design of system.md.
 
 Hours of EEG per second (``h_eeg_per_s``): 60 s / 3600 divided by the batch-8 forward seconds per window, i.e.
 non-overlapping windows; ``h_eeg_per_s_stride10`` is the same for windows at the default 10 s inference stride
@@ -53,7 +58,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by OpenMP when torch loads
+if "--omp-passive" in sys.argv:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read by OpenMP when torch loads
 
 import torch  # noqa: E402
 
@@ -83,7 +89,26 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
-def run_config(name: str, device: str, threads: int, repeats: int, checkpointing: bool) -> dict[str, Any]:
+def parse_model_overrides(items: list[str]) -> dict[str, Any]:
+    """``["edge.time_pool=4"]`` -> ``{"edge": {"time_pool": 4}}`` (values parsed as YAML)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            sys.exit(f"--model {item!r}: expected KEY=VALUE, e.g. edge.time_pool=4")
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def run_config(
+    name: str, device: str, threads: int, repeats: int, checkpointing: bool, model_overrides: list[str]
+) -> dict[str, Any]:
     """Time one configuration in this process; its figures as a dict."""
     from ictal.models.config import V3Config
     from ictal.models.mamba2 import mamba_backend
@@ -92,7 +117,9 @@ def run_config(name: str, device: str, threads: int, repeats: int, checkpointing
     preset, batch, backward = CONFIGS[name]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    overrides = {"activation_checkpointing": checkpointing} if backward else {}
+    overrides = parse_model_overrides(model_overrides) if preset == "base" else {}
+    if backward:
+        overrides["activation_checkpointing"] = checkpointing
     model = build_v3(V3Config.from_preset(preset, **overrides)).to(device)
     x = torch.randn(batch, 19, WINDOW_SAMPLES, device=device)
     model.train(backward)
@@ -128,6 +155,9 @@ def run_config(name: str, device: str, threads: int, repeats: int, checkpointing
 def run_in_subprocess(name: str, device: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", name, "--worker-device", device, "--threads", str(args.threads)]
     cmd += ["--repeats", str(args.repeats)] + (["--checkpointing"] if args.checkpointing else [])
+    cmd += ["--omp-passive"] if args.omp_passive else []
+    for item in args.model:
+        cmd += ["--model", item]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.exit(f"{name} on {device} failed:\n{proc.stderr[-4000:]}")
@@ -205,12 +235,17 @@ def main() -> None:
         help="forward + backward with model.activation_checkpointing: true (less memory, one more forward)",
     )  # fmt: skip
     parser.add_argument("--gpu-only", action="store_true", help="skip the CPU figures (with a CUDA device)")
+    parser.add_argument("--omp-passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE (shared, loaded cores)")
+    parser.add_argument(
+        "--model", action="append", default=[], metavar="KEY=VALUE",
+        help="override a key of the base preset, e.g. edge.time_pool=4 (repeatable; the default is system.md's V3)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures as one flat JSON object")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one configuration, print its JSON
     parser.add_argument("--worker-device", default="cpu", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        one = run_config(args.worker, args.worker_device, args.threads, args.repeats, args.checkpointing)
+        one = run_config(args.worker, args.worker_device, args.threads, args.repeats, args.checkpointing, args.model)
         print(json.dumps(one))
         return
 
@@ -222,6 +257,8 @@ def main() -> None:
     figures: dict[str, Any] = {
         "threads": args.threads,
         "activation_checkpointing": args.checkpointing,
+        "model_overrides": args.model,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "load_avg_1min_before": load_before,
         "load_avg_1min_after": os.getloadavg()[0],
         "cpu_count": os.cpu_count(),
@@ -231,8 +268,10 @@ def main() -> None:
         gpu = {name: run_in_subprocess(name, "cuda", args) for name in GPU_CONFIGS}
         figures.update(summarise(gpu, prefix="gpu_"))
         figures["gpu_name"] = torch.cuda.get_device_name()
+    variant = f" with {', '.join(args.model)}" if args.model else ""
     print(
-        f"V3 base, 60 s windows (19 x 15360 samples), {args.threads} CPU threads, best of {args.repeats} runs after "
+        f"V3 base{variant}, 60 s windows (19 x 15360 samples), {args.threads} CPU threads, best of {args.repeats} "
+        "runs after "
         f"a warm-up, each configuration in its own process; forward + backward "
         f"{'with' if args.checkpointing else 'without'} model.activation_checkpointing (Mamba2 recomputes its "
         "blocks in the backward pass above recompute_above_mb, 256 MiB). 1-minute load average "
