@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -10,15 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ictal.errors import IctalError
-from ictal.infer.evaluate import (
-    EvaluationResult,
-    evaluate_split,
-    headline,
-    read_thresholds,
-    split_traces,
-    write_evaluation,
-    write_plots,
-)
+
+if TYPE_CHECKING:  # the evaluation stack (torch) loads when the command runs, not when the CLI starts
+    from ictal.infer.evaluate import EvaluationResult
 
 
 def resolve_device(device: str) -> str:
@@ -33,6 +28,8 @@ def resolve_device(device: str) -> str:
 
 
 def results_table(result: EvaluationResult) -> Table:
+    from ictal.infer.evaluate import headline
+
     m = result.metrics
     table = Table(
         title=(
@@ -63,6 +60,7 @@ def evaluate(
     ),
 ) -> None:
     """Run the model over every recording of a cached split and score it with every scorer."""
+    from ictal.infer.evaluate import evaluate_split, read_thresholds, split_traces, write_evaluation, write_plots
     from ictal.train.checkpoint import load_model
 
     console = Console()
