@@ -352,3 +352,30 @@ def test_kernel_path_matches_reference_path() -> None:
     ref.load_state_dict(m.state_dict())
     with torch.no_grad():
         assert_close(ref(x), y_r.detach(), **TF32)
+
+
+@pytest.mark.parametrize("backward_inside_autocast", [False, True])
+def test_recomputed_blocks_and_backward_follow_the_forwards_autocast(backward_inside_autocast: bool) -> None:
+    # Recomputation in the backward pass runs under the forward's autocast state (before: fp32 when .backward()
+    # was called outside the autocast block, 1.5e-2 off), and the hand-written backwards keep their saved dtypes
+    # when .backward() is called inside one (before: a dtype error in the scan's backward).
+    torch.manual_seed(0)
+    m = Mamba2(32, d_state=16, headdim=8)
+    x = torch.randn(6, 200, 32)
+
+    def grads(recompute_above_mb: float | None) -> dict[str, torch.Tensor]:
+        m.recompute_above_mb = recompute_above_mb
+        m.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = m(x).float().square().mean()
+            if backward_inside_autocast:
+                loss.backward()
+        if not backward_inside_autocast:
+            loss.backward()
+        return {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
+
+    kept, recomputed = grads(None), grads(0.0)
+    assert kept.keys() == recomputed.keys() and len(kept) == len(list(m.parameters()))
+    for k in kept:
+        assert torch.isfinite(kept[k]).all(), k
+        assert_close(recomputed[k], kept[k], rtol=1e-4, atol=1e-4 * float(kept[k].abs().max()), msg=k)

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
-from ictal.models.ssd import scan_dtype, ssd_chunked_scan
+from ictal.models.ssd import backward_without_autocast, scan_dtype, ssd_chunked_scan
 
 __all__ = [
     "KERNEL_BACKEND",
@@ -457,6 +457,9 @@ class _RecomputedBlocks(torch.autograd.Function):
             for xb, ob in zip(x.split(block), out.split(block), strict=True):
                 ob.copy_(layer._forward_block(xb, None, None)[0])
         ctx.layer, ctx.block = layer, block
+        # The recomputation must run as the forward did: under its autocast state, not the backward caller's.
+        device = x.device.type
+        ctx.autocast = (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
         ctx.save_for_backward(x)
         return out
 
@@ -468,8 +471,9 @@ class _RecomputedBlocks(torch.autograd.Function):
         params = layer._trainable()
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[2] else None
         grad_params: list[Tensor | None] = [None] * len(params)
+        device, autocast_on, autocast_dtype = ctx.autocast
         for i, (xb, gb) in enumerate(zip(x.split(block), grad_out.split(block), strict=True)):
-            with torch.enable_grad():
+            with torch.enable_grad(), torch.autocast(device, dtype=autocast_dtype, enabled=autocast_on):
                 xb = xb.detach().requires_grad_(grad_x is not None)
                 ob = layer._forward_block(xb, None, None)[0]
                 wrt = ([xb] if grad_x is not None else []) + params
@@ -509,6 +513,7 @@ class _CausalConvSiLU(torch.autograd.Function):
         return F.silu(pre)
 
     @staticmethod
+    @backward_without_autocast
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         xin, weight, pre = ctx.saved_tensors
         d_conv = weight.shape[1]
@@ -544,6 +549,7 @@ class _GatedOut(torch.autograd.Function):
         return projected * inverse_rms.unsqueeze(-1)
 
     @staticmethod
+    @backward_without_autocast
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         y, z, w_norm, w_out, g, inverse_rms, projected = ctx.saved_tensors
         d_inner = y.shape[-1]

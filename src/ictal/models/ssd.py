@@ -31,12 +31,14 @@ bf16/fp16 cumulative sums of decay logs lose the precision that exp() then ampli
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["factorised_span_limit", "segsum", "ssd_chunked_scan", "scan_dtype"]
+__all__ = ["backward_without_autocast", "factorised_span_limit", "segsum", "ssd_chunked_scan", "scan_dtype"]
 
 # Chunks whose states are passed with one decay-matrix product on the segment-sum path; longer sequences loop
 # over such blocks, so the cost stays linear in the number of chunks.
@@ -207,6 +209,21 @@ def _per_channel(w: Tensor, p: int) -> Tensor:
     return w.repeat_interleave(p, dim=-1)
 
 
+def backward_without_autocast(backward: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a hand-written ``backward`` with autocast off, in the dtypes its forward saved.
+
+    Its forward ran in one dtype (autocast off, or only elementwise ops); a ``.backward()`` called inside an
+    ``autocast`` block would otherwise turn its matmuls to bf16/fp16 and mix dtypes with the saved tensors."""
+
+    @functools.wraps(backward)
+    def wrapper(ctx: Any, *grads: Any) -> Any:
+        device = next((g.device.type for g in grads if isinstance(g, Tensor)), "cpu")
+        with torch.autocast(device_type=device, enabled=False):
+            return backward(ctx, *grads)
+
+    return wrapper
+
+
 class _FactorisedScan(torch.autograd.Function):
     """The linear part of the factorised scan, with a hand-written backward.
 
@@ -268,6 +285,7 @@ class _FactorisedScan(torch.autograd.Function):
         return z6 * scale_out.unsqueeze(-1), final
 
     @staticmethod
+    @backward_without_autocast
     def backward(ctx: Any, grad_y: Tensor | None, grad_final: Tensor | None) -> tuple[Tensor | None, ...]:
         x, scale_in, scale_out, w_produced, decay, w_entering, bm, cm, gram, produced, states, z = ctx.saved_tensors
         batch, nc, q, g, hg, p = x.shape
