@@ -285,3 +285,24 @@ def test_model_info_cli_prints_components_and_backend(tmp_path: Path) -> None:
     bad.write_text("model:\n  nodes: {}\n")
     result = runner.invoke(app, ["model-info", str(bad)])
     assert result.exit_code == 1 and "model.nodes: unknown key" in result.output
+
+
+@pytest.mark.parametrize("streamable", [False, True])
+def test_bf16_autocast_runs_without_dtype_warnings(streamable: bool) -> None:
+    # The pre-norms normalise in float32 under autocast: no unfused-path warning, finite gradients.
+    import warnings
+
+    torch.manual_seed(0)
+    model = build_v3(V3Config.from_preset("tiny", streamable=streamable))
+    seen: list[torch.dtype] = []
+    for module in model.modules():
+        if isinstance(module, torch.nn.RMSNorm):
+            module.register_forward_hook(lambda _m, args, _out: seen.append(args[0].dtype))
+    x = torch.randn(2, 19, 2048)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(x).float().square().mean()
+        loss.backward()
+    assert seen and set(seen) == {torch.float32}  # every pre-norm saw a float32 input (the warning is once per process)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -619,5 +619,14 @@ class BiMamba2(nn.Module):
         self.mamba_reverse = Mamba2(d_model, **mamba_kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.norm(x)
+        h = norm_in_float32(self.norm, x)
         return x + self.mamba_forward(h) + self.mamba_reverse(h.flip(1)).flip(1)
+
+
+def norm_in_float32(norm: nn.Module, x: Tensor) -> Tensor:
+    """``norm(x)`` computed in float32 (float64 stays), returned in x's dtype: a stage boundary normalises at full
+    precision under bf16/fp16 autocast, on the fused kernel (a bf16 input with float32 weights falls back to an
+    unfused path with a warning)."""
+    if x.dtype in (torch.float32, torch.float64):
+        return norm(x)
+    return norm(x.float()).to(x.dtype)

@@ -50,7 +50,7 @@ from ictal.models.graph import (
     gcn_propagation,
     pair_similarity,
 )
-from ictal.models.mamba2 import BiMamba2, Mamba2, Mamba2State
+from ictal.models.mamba2 import BiMamba2, Mamba2, Mamba2State, norm_in_float32
 from ictal.models.tcn import FRAME_STRIDE, TCNEncoder
 
 
@@ -91,7 +91,7 @@ class ForwardMamba2(nn.Module):
         self.mamba_forward = Mamba2(d_model, **mamba_kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mamba_forward(self.norm(x))
+        return x + self.mamba_forward(norm_in_float32(self.norm, x))
 
     def forward_chunk(self, x: torch.Tensor, state: Mamba2State | None) -> tuple[torch.Tensor, Mamba2State]:
         """The next chunk ``x`` of a sequence whose earlier chunks left ``state`` (None: the start)."""
