@@ -20,7 +20,7 @@ from ictal.errors import ConfigError
 from ictal.models.config import V3Config
 from ictal.post.config import PostConfig
 from ictal.scoring.szcore import SzcoreConfig
-from ictal.signal.preprocess import PreprocessConfig
+from ictal.signal.config import PreprocessConfig
 from ictal.train.config import TrainingConfig
 
 
