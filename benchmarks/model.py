@@ -89,38 +89,30 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
-def parse_model_overrides(items: list[str]) -> dict[str, Any]:
-    """``["edge.time_pool=4"]`` -> ``{"edge": {"time_pool": 4}}`` (values parsed as YAML)."""
-    import yaml
+def model_config(preset: str, model_overrides: list[str], checkpointing: bool | None = None) -> Any:
+    """The preset's model section through the config schema, with ``--model KEY=VALUE`` items (base only) on top:
+    a misspelt key or a bad value is refused as in a config file (``ConfigError``, ``ValueError``)."""
+    from ictal.config.schema import config_from_dict, parse_overrides
+    from ictal.train.trainer import with_overrides
 
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            sys.exit(f"--model {item!r}: expected KEY=VALUE, e.g. edge.time_pool=4")
-        node = out
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    return out
+    items = model_overrides if preset == "base" else []
+    overrides = {f"model.{k}": v for k, v in parse_overrides(items).items()}
+    if checkpointing is not None:
+        overrides["model.activation_checkpointing"] = checkpointing
+    return with_overrides(config_from_dict({"model": {"preset": preset}}), overrides).model
 
 
 def run_config(
     name: str, device: str, threads: int, repeats: int, checkpointing: bool, model_overrides: list[str]
 ) -> dict[str, Any]:
     """Time one configuration in this process; its figures as a dict."""
-    from ictal.models.config import V3Config
     from ictal.models.mamba2 import mamba_backend
     from ictal.models.v3 import build_v3
 
     preset, batch, backward = CONFIGS[name]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    overrides = parse_model_overrides(model_overrides) if preset == "base" else {}
-    if backward:
-        overrides["activation_checkpointing"] = checkpointing
-    model = build_v3(V3Config.from_preset(preset, **overrides)).to(device)
+    model = build_v3(model_config(preset, model_overrides, checkpointing if backward else None)).to(device)
     x = torch.randn(batch, 19, WINDOW_SAMPLES, device=device)
     model.train(backward)
 
@@ -249,6 +241,12 @@ def main() -> None:
         print(json.dumps(one))
         return
 
+    from ictal.errors import ConfigError
+
+    try:  # refuse a bad --model item here, not once per worker
+        model_config("base", args.model)
+    except (ConfigError, ValueError) as exc:
+        parser.error(f"--model: {exc}")
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     if args.gpu_only and not cuda:
         sys.exit("--gpu-only needs a CUDA device")
@@ -284,9 +282,9 @@ def main() -> None:
     if cuda:
         report(figures, "gpu_", f"GPU ({figures['gpu_name']})")
     if args.json:
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps(figures, indent=2) + "\n")
-        tmp.replace(args.json)
+        from ictal.io.atomic import write_text_atomic
+
+        write_text_atomic(args.json, json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

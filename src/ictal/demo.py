@@ -20,13 +20,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from ictal.config.schema import IctalConfig, config_from_dict
+from ictal.config.schema import IctalConfig, config_from_dict, parse_overrides
 from ictal.data.cache_build import BuildReport, build_cache, format_report
 from ictal.data.config import DataConfig
 from ictal.data.synthetic import CorpusSummary, generate_corpus, is_synthetic_corpus, read_corpus_summary
@@ -246,17 +244,6 @@ def summary_table(run: DemoRun, reports: dict[str, BuildReport]) -> Table:
     return table
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["training.loss=bce", "data.window_s=30"]`` -> ``{"training.loss": "bce", "data.window_s": 30}``."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. --set training.loss=bce")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ictal.demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
@@ -278,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     # Logs and CI are not terminals: give tables room instead of rich's 80-column default.
     console = Console() if sys.stdout.isatty() else Console(width=120)
     run = DemoRun(args.out, args.patients, args.hours, args.seed, args.workers, args.train_minutes, args.train_steps)
-    overrides = parse_overrides(args.set)
+    try:
+        overrides = parse_overrides(args.set)
+    except ValueError as exc:
+        parser.error(f"--set {exc}")
     run.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     stage_corpus(run, console)

@@ -93,6 +93,19 @@ def config_from_dict(raw: dict[str, Any], source: str | Path = "<dict>") -> Icta
         raise ConfigError(source, format_validation_error(exc)) from None
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Command-line ``KEY=VALUE`` overrides, values parsed as YAML: ``["training.loss=bce", "data.window_s=30"]``
+    -> ``{"training.loss": "bce", "data.window_s": 30}`` (dotted keys, as ``train.trainer.with_overrides`` takes
+    them). Raises ``ValueError`` naming an item without ``=``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{item!r}: expected KEY=VALUE, e.g. training.loss=bce")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
 def load_config(path: str | Path, *, check_paths: bool = True) -> IctalConfig:
     """Read and validate a YAML config.
 
