@@ -66,10 +66,9 @@ class TCNConfig:
 PositiveInt = Annotated[int, pydantic.Field(ge=1)]
 
 
-@pydantic.with_config(pydantic.ConfigDict(extra="forbid"))
 @dataclass
-class NodeStreamConfig:
-    """Per-electrode bidirectional Mamba2 stack over time; ``d_model`` is also the electrode feature width."""
+class MambaStackConfig:
+    """What the node and edge streams share: a stack of bidirectional Mamba2 layers of width ``d_model``."""
 
     d_model: PositiveInt = 64
     d_state: PositiveInt = 16
@@ -80,7 +79,7 @@ class NodeStreamConfig:
     #: SSD chunk length of the PyTorch scan (the CUDA kernels use their own): speed and memory only.
     chunk_size: PositiveInt = 16
     #: Run the Mamba stack on frames averaged in groups of this many (1 = every frame, the V3 design); its
-    #: output is repeated back to every frame and added to the full-rate features.
+    #: output is repeated back to every frame.
     time_pool: PositiveInt = 1
 
     def __post_init__(self) -> None:
@@ -91,26 +90,21 @@ class NodeStreamConfig:
 
 @pydantic.with_config(pydantic.ConfigDict(extra="forbid"))
 @dataclass
-class EdgeStreamConfig:
-    """Per-pair bidirectional Mamba2 over the time course of each electrode pair's similarity."""
+class NodeStreamConfig(MambaStackConfig):
+    """Per-electrode bidirectional Mamba2 stack over time; ``d_model`` is also the electrode feature width. With
+    ``time_pool`` > 1 the stack's output is added to the full-rate features."""
+
+
+@pydantic.with_config(pydantic.ConfigDict(extra="forbid"))
+@dataclass
+class EdgeStreamConfig(MambaStackConfig):
+    """Per-pair bidirectional Mamba2 over the time course of each electrode pair's similarity; with ``time_pool``
+    > 1 the edge weights are repeated back to every frame."""
 
     similarity: Literal["cosine", "correlation"] = "cosine"
     d_model: PositiveInt = 16
     d_state: PositiveInt = 8
-    expand: PositiveInt = 2
-    headdim: PositiveInt = 8
     n_layers: PositiveInt = 2
-    d_conv: PositiveInt = 4
-    #: SSD chunk length of the PyTorch scan (the CUDA kernels use their own): speed and memory only.
-    chunk_size: PositiveInt = 16
-    #: Run the edge Mamba on similarities averaged over this many frames (1 = every frame); the edge weights
-    #: are repeated back to every frame.
-    time_pool: PositiveInt = 1
-
-    def __post_init__(self) -> None:
-        if (self.expand * self.d_model) % self.headdim:
-            raise ValueError(f"expand * d_model ({self.expand * self.d_model}) must be a multiple of headdim "
-                             f"({self.headdim})")  # fmt: skip
 
 
 @pydantic.with_config(pydantic.ConfigDict(extra="forbid"))

@@ -38,6 +38,7 @@ from torch import nn
 from ictal.models.config import (
     EdgeStreamConfig,
     GraphConfig,
+    MambaStackConfig,
     NodeStreamConfig,
     V3Config,
 )
@@ -54,7 +55,7 @@ from ictal.models.mamba2 import BiMamba2, Mamba2, Mamba2State, norm_in_float32
 from ictal.models.tcn import FRAME_STRIDE, TCNEncoder
 
 
-def _mamba_kwargs(cfg: NodeStreamConfig | EdgeStreamConfig) -> dict[str, Any]:
+def _mamba_kwargs(cfg: MambaStackConfig) -> dict[str, Any]:
     return {
         "d_state": cfg.d_state,
         "expand": cfg.expand,
