@@ -32,6 +32,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by OpenMP when torch
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from ictal.io.atomic import write_text_atomic  # noqa: E402
 from ictal.models.config import V3Config  # noqa: E402
 from ictal.models.info import macs_per_window  # noqa: E402
 from ictal.models.tcn import TCNEncoder  # noqa: E402
@@ -137,9 +138,7 @@ def main() -> None:
     for key, value in figures.items():
         print(f"{key:<{width}}  {value:.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
     if args.json:
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps(figures, indent=2) + "\n")
-        tmp.replace(args.json)
+        write_text_atomic(args.json, json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

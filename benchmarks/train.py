@@ -167,9 +167,9 @@ def main() -> None:
         )
     print(json.dumps(figures, indent=2))
     if args.json:
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps(figures, indent=2) + "\n")
-        tmp.replace(args.json)
+        from ictal.io.atomic import write_text_atomic
+
+        write_text_atomic(args.json, json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

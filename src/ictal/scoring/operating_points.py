@@ -542,9 +542,9 @@ def choose_thresholds(
     for target in targets:
         ok = np.flatnonzero(fa <= float(target))  # NaN (no duration) is never admissible
         if ok.size:
-            best = np.nanmax(sens[ok]) if np.isfinite(sens[ok]).any() else np.nan
-            top = ok[sens[ok] >= best] if np.isfinite(best) else ok[:1]
-            chosen[float(target)] = float(sweep.thresholds[top[-1]])
+            s = sens[ok]  # NaN everywhere without reference seizures: then the lowest admissible threshold
+            pick = ok[s >= np.nanmax(s)][-1] if np.isfinite(s).any() else ok[0]
+            chosen[float(target)] = float(sweep.thresholds[pick])
         else:
             chosen[float(target)] = float(sweep.thresholds[-1])
             unmet.append(float(target))
