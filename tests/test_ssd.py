@@ -129,17 +129,31 @@ def test_scan_gradient_without_initial_state_or_final_state_use() -> None:
 
 @pytest.mark.parametrize("with_bias", [True, False])
 @pytest.mark.parametrize("d_conv", [1, 2, 4])
-def test_causal_conv_function_gradients(with_bias: bool, d_conv: int) -> None:
-    gen = torch.Generator().manual_seed(d_conv)
-    xin = torch.randn(2, 6 + d_conv - 1, 5, generator=gen, dtype=F64, requires_grad=True)
+@pytest.mark.parametrize("with_prefix", [False, True])
+@pytest.mark.parametrize("length", [6, 2])
+def test_causal_conv_function_gradients(with_bias: bool, d_conv: int, with_prefix: bool, length: int) -> None:
+    """Against F.conv1d over [prefix or zeros, xbc]; chunks shorter than the conv's reach (length 2 < d_conv - 1
+    = 3) read part of their taps from the prefix only."""
+    gen = torch.Generator().manual_seed(d_conv + 10 * length)
+    k = d_conv - 1
+    xbc = torch.randn(2, length, 5, generator=gen, dtype=F64, requires_grad=True)
+    prefix = torch.randn(2, k, 5, generator=gen, dtype=F64, requires_grad=True) if with_prefix else None
     weight = torch.randn(5, d_conv, generator=gen, dtype=F64, requires_grad=True)
     bias = torch.randn(5, generator=gen, dtype=F64, requires_grad=True) if with_bias else None
-    expected = F.silu(F.conv1d(xin.mT, weight.unsqueeze(1), bias, groups=5)).mT
-    assert_close(_CausalConvSiLU.apply(xin, weight, bias), expected, rtol=1e-12, atol=1e-12)
+    padding = prefix if prefix is not None else torch.zeros(2, k, 5, dtype=F64)
+    expected = F.silu(F.conv1d(torch.cat([padding, xbc], dim=1).mT, weight.unsqueeze(1), bias, groups=5)).mT
+    assert_close(_CausalConvSiLU.apply(xbc, prefix, weight, bias), expected, rtol=1e-12, atol=1e-12)
     with torch.no_grad():  # the in-place inference branch
-        assert_close(_CausalConvSiLU.apply(xin, weight, bias), expected, rtol=1e-12, atol=1e-12)
-    inputs = (xin, weight) if bias is None else (xin, weight, bias)
-    assert torch.autograd.gradcheck(lambda *t: _CausalConvSiLU.apply(*t, *([None] * (3 - len(t)))), inputs)
+        assert_close(_CausalConvSiLU.apply(xbc, prefix, weight, bias), expected, rtol=1e-12, atol=1e-12)
+
+    def conv(xbc: torch.Tensor, weight: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        it = iter(rest)
+        p = next(it) if with_prefix else None
+        b = next(it) if with_bias else None
+        return _CausalConvSiLU.apply(xbc, p, weight, b)
+
+    inputs = (xbc, weight, *([prefix] if prefix is not None else []), *([bias] if bias is not None else []))
+    assert torch.autograd.gradcheck(conv, inputs)
 
 
 def test_gated_out_function_matches_norm_then_out_proj_and_its_gradients() -> None:

@@ -273,12 +273,18 @@ class Mamba2(nn.Module):
         inputs preceding xbc (zeros when None). Returns ((B, L, conv_dim), new conv state)."""
         k = self.d_conv - 1
         batch, length, _ = xbc.shape
-        prefix = xbc.new_zeros(batch, k, self.conv_dim) if conv_state is None else conv_state.to(xbc.dtype).mT
-        xin = torch.cat([prefix, xbc], dim=1)  # (B, k + L, conv_dim); the prefix is the conv's zero padding
-        new_state = xin[:, xin.shape[1] - k :].mT
+        prefix = None if conv_state is None else conv_state.to(xbc.dtype).mT  # (B, k, conv_dim)
+        # The new state: the last k inputs, reaching into the old state when the chunk is shorter than k.
+        if length >= k:
+            new_state = xbc[:, length - k :].mT
+        else:
+            zeros = xbc.new_zeros(batch, k, self.conv_dim)
+            new_state = torch.cat([zeros if prefix is None else prefix, xbc], dim=1)[:, length:].mT
         weight = self.conv1d.weight.squeeze(1)  # (conv_dim, d_conv)
         bias = self.conv1d.bias
         if kernels is not None and kernels.causal_conv1d is not None and 2 <= self.d_conv <= 4:
+            padding = xbc.new_zeros(batch, k, self.conv_dim) if prefix is None else prefix
+            xin = torch.cat([padding, xbc], dim=1)  # (B, k + L, conv_dim)
             out = kernels.causal_conv1d(
                 xin.mT.contiguous(),
                 weight.to(xin.dtype),
@@ -286,7 +292,7 @@ class Mamba2(nn.Module):
                 activation="silu",
             )
             return out[..., k:].mT, new_state
-        return _CausalConvSiLU.apply(xin, weight, bias), new_state
+        return _CausalConvSiLU.apply(xbc, prefix, weight, bias), new_state
 
     def _scan(
         self,
@@ -490,45 +496,66 @@ class _RecomputedBlocks(torch.autograd.Function):
 class _CausalConvSiLU(torch.autograd.Function):
     """SiLU of a depthwise causal convolution as a sum over the taps, with a hand-written backward.
 
-    xin: (B, k + L, C) the conv's inputs, k = d_conv - 1 earlier ones first; weight: (C, d_conv); bias: (C,)
-    or None. Returns (B, L, C): silu(bias + sum_j weight[:, j] * xin[:, j : j + L]).
+    xbc: (B, L, C) the conv's inputs; prefix: (B, k, C) the k = d_conv - 1 inputs before them (a stream's conv
+    state), or None for the conv's zero padding; weight: (C, d_conv); bias: (C,) or None. Returns (B, L, C):
+    silu(bias + sum_j weight[:, j] * xin[:, j : j + L]) with xin = [prefix, xbc] along time.
     Summing over the d_conv taps (not over time) avoids F.conv1d, whose depthwise backward dominated the whole
     layer on CPU (5x its wall time at L=960); each weight column broadcasts along the last (channel) axis, the
-    fast pattern for CPU kernels. The backward is the same tap sum, transposed, into one gradient buffer
-    (autograd through the slices would allocate and add a full-size gradient per tap).
+    fast pattern for CPU kernels. Tap j reads xbc shifted by s = k - j steps, and for the first s outputs the
+    prefix, so the padded input is never assembled (a full-size copy per layer). The backward is the same tap
+    sum, transposed, into one gradient buffer per input.
     """
 
     @staticmethod
-    def forward(ctx: Any, xin: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        d_conv = weight.shape[1]
-        length = xin.shape[1] - d_conv + 1
+    def forward(ctx: Any, xbc: Tensor, prefix: Tensor | None, weight: Tensor, bias: Tensor | None) -> Tensor:
+        k = weight.shape[1] - 1
+        length = xbc.shape[1]
         taps = weight.t().contiguous()  # (d_conv, C): contiguous rows; a strided column runs 4x slower
-        pre = torch.addcmul(bias, xin[:, :length], taps[0]) if bias is not None else xin[:, :length] * taps[0]
-        for j in range(1, d_conv):
-            pre.addcmul_(xin[:, j : j + length], taps[j])
+        pre = torch.addcmul(bias, xbc, taps[k]) if bias is not None else xbc * taps[k]
+        for j in range(k):
+            s = k - j
+            if s < length:
+                pre[:, s:].addcmul_(xbc[:, : length - s], taps[j])
+            if prefix is not None:
+                m = min(s, length)
+                pre[:, :m].addcmul_(prefix[:, j : j + m], taps[j])
         if not any(ctx.needs_input_grad):  # inference: nothing to keep
             return F.silu(pre, inplace=True)
-        ctx.save_for_backward(xin, weight, pre)
+        ctx.save_for_backward(xbc, prefix, weight, pre)
         ctx.has_bias = bias is not None
         return F.silu(pre)
 
     @staticmethod
     @backward_without_autocast
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        xin, weight, pre = ctx.saved_tensors
-        d_conv = weight.shape[1]
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        xbc, prefix, weight, pre = ctx.saved_tensors
+        k = weight.shape[1] - 1
         length = pre.shape[1]
         g = torch.ops.aten.silu_backward(grad_out.to(pre.dtype), pre)  # (B, L, C)
         taps = weight.t().contiguous()
-        grad_xin = torch.zeros(xin.shape, dtype=g.dtype, device=g.device)
-        grad_taps = torch.empty_like(taps)
         rows = g.shape[0] * length
-        for j in range(d_conv):
-            grad_xin[:, j : j + length].addcmul_(g, taps[j])
+
+        def channel_sums(a: Tensor, b: Tensor) -> Tensor:
             # Per-channel sums over all (batch, time) rows: a reduction over the leading axis, vectorised.
-            grad_taps[j] = (g * xin[:, j : j + length]).view(rows, -1).sum(0)
+            return (a * b).reshape(-1, a.shape[-1]).sum(0)
+
+        grad_xbc = g * taps[k]
+        grad_prefix = None if prefix is None else torch.zeros(prefix.shape, dtype=g.dtype, device=g.device)
+        grad_taps = torch.empty_like(taps)
+        grad_taps[k] = channel_sums(g, xbc)
+        for j in range(k):
+            s = k - j
+            m = min(s, length)
+            grad_taps[j] = 0.0
+            if s < length:
+                grad_xbc[:, : length - s].addcmul_(g[:, s:], taps[j])
+                grad_taps[j] += channel_sums(g[:, s:], xbc[:, : length - s])
+            if prefix is not None and grad_prefix is not None:
+                grad_prefix[:, j : j + m].addcmul_(g[:, :m], taps[j])
+                grad_taps[j] += channel_sums(g[:, :m], prefix[:, j : j + m])
         grad_bias = g.view(rows, -1).sum(0) if ctx.has_bias else None
-        return grad_xin.to(xin.dtype), grad_taps.t(), grad_bias
+        grad_prefix = None if grad_prefix is None else grad_prefix.to(prefix.dtype)
+        return grad_xbc.to(xbc.dtype), grad_prefix, grad_taps.t(), grad_bias
 
 
 class _GatedOut(torch.autograd.Function):

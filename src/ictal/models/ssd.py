@@ -272,8 +272,10 @@ class _FactorisedScan(torch.autograd.Function):
             states[0].zero_()
         else:
             states[0].copy_(initial.reshape(batch, g, n, w))
+        # Views made once: indexing inside the loop costs more than each step's arithmetic on small blocks.
+        scaled_k, states_k, decay_k = scaled.unbind(0), states.unbind(0), decay.unbind(0)
         for k in range(nc):
-            torch.addcmul(scaled[k], states[k], decay[k], out=states[k + 1])
+            torch.addcmul(scaled_k[k], states_k[k], decay_k[k], out=states_k[k + 1])
         entering = _entering(states, w_entering)
         z = torch.baddbmm(cm @ entering.view(m, n, w), gram, u)  # (M, Q, W)
         z6 = z.view(batch, nc, g, q, hg, p).transpose(2, 3)
@@ -310,8 +312,9 @@ class _FactorisedScan(torch.autograd.Function):
             grad_states[nc].zero_()
         else:
             grad_states[nc].copy_(grad_final.reshape(batch, g, n, w))
+        entering_k, grad_k, decay_k = from_entering.unbind(0), grad_states.unbind(0), decay.unbind(0)
         for k in range(nc - 1, -1, -1):
-            torch.addcmul(from_entering[k], grad_states[k + 1], decay[k], out=grad_states[k])
+            torch.addcmul(entering_k[k], grad_k[k + 1], decay_k[k], out=grad_k[k])
         grad_scaled = grad_states[1:].transpose(0, 1)  # (B, nc, G, N, W): produced_k feeds S_{k+1}
         grad_w_decay = _per_head((grad_scaled * before).sum(3), p)
         grad_w_produced = _per_head((grad_scaled * produced).sum(3), p)
