@@ -131,6 +131,12 @@ class Mamba2State:
         return Mamba2State(conv=torch.cat([s.conv for s in states]), ssm=torch.cat([s.ssm for s in states]))
 
 
+def inverse_rms(t: Tensor, eps: float) -> Tensor:
+    """1 / sqrt(mean(t^2) + eps) over the last axis: (..., d) -> (...). One fused reduction (vector_norm): on CPU
+    3-10x faster than a squared copy reduced by a matrix-vector product, for rows of 8 to 128 values."""
+    return torch.rsqrt(torch.linalg.vector_norm(t, dim=-1).square() / t.shape[-1] + eps)
+
+
 class GatedRMSNorm(nn.Module):
     """`RMSNorm(y * silu(z)) * weight`, normalised per group of `group_size` channels (mamba_ssm RMSNormGated
     with norm_before_gate=False). Computed in float32 (float64 for float64 inputs); y, z: (..., d)."""
@@ -151,10 +157,8 @@ class GatedRMSNorm(nn.Module):
         return grouped.flatten(-2) * self.weight.to(f)
 
     def inverse_rms(self, grouped: Tensor) -> Tensor:
-        """1 / RMS over the last axis (a group): (..., group_size) -> (...). The mean square is a
-        matrix-vector product: CPU reductions over a short last axis are several times slower."""
-        mean_square = (grouped * grouped) @ grouped.new_full((grouped.shape[-1],), 1.0 / grouped.shape[-1])
-        return torch.rsqrt(mean_square + self.eps)
+        """1 / RMS over the last axis (a group): (..., group_size) -> (...)."""
+        return inverse_rms(grouped, self.eps)
 
 
 class Mamba2(nn.Module):
@@ -565,15 +569,14 @@ class _GatedOut(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, y: Tensor, z: Tensor, w_norm: Tensor, w_out: Tensor, eps: float) -> Tensor:
-        d_inner = y.shape[-1]
         training = any(ctx.needs_input_grad)
         g = y * F.silu(z) if training else F.silu(z).mul_(y)
-        inverse_rms = torch.rsqrt((g * g) @ g.new_full((d_inner,), 1.0 / d_inner) + eps)  # (R,)
+        inv = inverse_rms(g, eps)  # (R,)
         projected = g @ (w_out * w_norm).t()  # (R, d_model)
         if not training:
-            return projected.mul_(inverse_rms.unsqueeze(-1))
-        ctx.save_for_backward(y, z, w_norm, w_out, g, inverse_rms, projected)
-        return projected * inverse_rms.unsqueeze(-1)
+            return projected.mul_(inv.unsqueeze(-1))
+        ctx.save_for_backward(y, z, w_norm, w_out, g, inv, projected)
+        return projected * inv.unsqueeze(-1)
 
     @staticmethod
     @backward_without_autocast
@@ -581,7 +584,7 @@ class _GatedOut(torch.autograd.Function):
         y, z, w_norm, w_out, g, inverse_rms, projected = ctx.saved_tensors
         d_inner = y.shape[-1]
         grad_projected = grad_out * inverse_rms.unsqueeze(-1)  # (R, d_model)
-        grad_inverse = (grad_out * projected) @ grad_out.new_ones(grad_out.shape[-1])  # (R,)
+        grad_inverse = (grad_out * projected).sum(-1)  # (R,)
         grad_folded = grad_projected.t() @ g  # (d_model, d_inner)
         # d(1/rms)/dg = -g / (d_inner * rms^3)
         coefficient = grad_inverse * inverse_rms.pow(3) * (-1.0 / d_inner)
