@@ -98,10 +98,11 @@ def test_config_schema_does_not_load_torch() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
-def test_cli_starts_without_torch() -> None:
-    # `ictal --help` and `ictal validate` should not pay for PyTorch: command modules import their stages lazily.
+def test_cli_starts_without_torch_or_scipy() -> None:
+    # `ictal --help` and `ictal validate` should not pay for PyTorch or SciPy: command modules import their stages
+    # lazily.
     import subprocess
     import sys
 
-    code = "import sys, ictal.cli.main; sys.exit(1 if 'torch' in sys.modules else 0)"
+    code = "import sys, ictal.cli.main; sys.exit(1 if {'torch', 'scipy'} & set(sys.modules) else 0)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ictal.errors import IctalError
+from ictal.progress import progress_bar
 
 if TYPE_CHECKING:  # the evaluation stack (torch) loads when the command runs, not when the CLI starts
     from ictal.infer.evaluate import EvaluationResult
@@ -76,12 +76,8 @@ def evaluate(
             if chosen_on == split and split != "dev":
                 console.print(f"[yellow]warning: thresholds in {thresholds_from} were chosen on {split} itself")
         out_dir = out or checkpoint.parent / f"evaluate-{split}"
-        columns = (
-            TextColumn(f"[bold]evaluate {split}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
-        )  # fmt: skip
-        with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
-            task = bar.add_task("evaluate", total=None)
+        with progress_bar(console=console, enabled=console.is_terminal) as bar:
+            task = bar.add_task(f"evaluate {split}", total=None)
             traces = split_traces(
                 root, split, model=model, window_s=cfg.data.window_s, stride_s=cfg.data.stride_s,
                 batch_size=batch_size, device=dev,

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ictal.errors import IctalError
+from ictal.progress import progress_bar
 
 if TYPE_CHECKING:
     from ictal.infer.predict import PredictRun, Threshold
@@ -90,12 +90,8 @@ def predict(
         "device": dev,
     }
     console.print(f"{len(paths)} recording(s); threshold {threshold.value:.3f} from {threshold.source}")
-    columns = (
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("left"), TimeRemainingColumn(),
-    )  # fmt: skip
-    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
-        files = bar.add_task("[bold]recordings", total=len(paths))
+    with progress_bar(console=console, enabled=console.is_terminal) as bar:
+        files = bar.add_task("recordings", total=len(paths))
         chunks = bar.add_task("chunks", total=None)
 
         def on_recording(i: int, _total: int, path: Path) -> None:

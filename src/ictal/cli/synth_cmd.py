@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import ProgressColumn, Task
 from rich.table import Table
 from rich.text import Text
 
-from ictal.data.synthetic import CorpusSummary, SyntheticFile, check_out_dir, generate_corpus
 from ictal.errors import IctalError
+from ictal.progress import progress_bar
+
+if TYPE_CHECKING:
+    from ictal.data.synthetic import CorpusSummary, SyntheticFile
 
 
 class _FileRateColumn(ProgressColumn):
@@ -65,21 +60,15 @@ def synth(
     ),
 ) -> None:
     """Generate a synthetic TUSZ-like corpus: EDF + .csv + .csv_bi per recording, seizures and artifacts."""
+    # Imported here: the generator loads SciPy, which `ictal --help` and the other commands need not wait for.
+    from ictal.data.synthetic import check_out_dir, generate_corpus
+
     console = Console()
-    columns = (
-        TextColumn("[bold]synth"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _FileRateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-    )
     started = time.perf_counter()
     try:
         check_out_dir(out_dir, overwrite)
-        with Progress(*columns, console=console, transient=False) as bar:
-            task = bar.add_task("files", total=None)
+        with progress_bar(_FileRateColumn(), console=console) as bar:
+            task = bar.add_task("synth", total=None)
 
             def on_file(_file: SyntheticFile, done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)

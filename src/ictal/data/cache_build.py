@@ -208,27 +208,12 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def _progress(total: int, enabled: bool) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+def _progress(enabled: bool) -> Any:
+    from rich.progress import TextColumn
 
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=False,
-    )
+    from ictal.progress import progress_bar
+
+    return progress_bar(TextColumn("{task.fields[rate]}"), enabled=enabled)
 
 
 _POOL_DIED = (
@@ -328,7 +313,7 @@ def build_cache(
     t0 = time.perf_counter()
     todo = [r for r in mine if not is_built(r, out_dir, params)]
     report.skipped = len(mine) - len(todo)
-    bar = _progress(len(todo), progress)
+    bar = _progress(progress)
     with bar:
         task = bar.add_task(f"build-cache {split}", total=len(todo), rate="")
         for rel, hours, reason in _iter_results(todo, out_dir, params, workers):

@@ -62,16 +62,11 @@ class ProgressReporter:
         self._bar: Any = None
         self._task: Any = None
         if enabled and interactive:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import TextColumn
 
-            self._bar = Progress(
-                TextColumn("[bold]train"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[status]}"),
-                TimeRemainingColumn(),
-                transient=False,
-            )
+            from ictal.progress import progress_bar
+
+            self._bar = progress_bar(TextColumn("{task.fields[status]}"))
             self._bar.start()
             self._task = self._bar.add_task("train", total=total_steps, completed=done_steps, status="")
 
