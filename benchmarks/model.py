@@ -92,8 +92,7 @@ def peak_rss_mb() -> float:
 def model_config(preset: str, model_overrides: list[str], checkpointing: bool | None = None) -> Any:
     """The preset's model section through the config schema, with ``--model KEY=VALUE`` items (base only) on top:
     a misspelt key or a bad value is refused as in a config file (``ConfigError``, ``ValueError``)."""
-    from ictal.config.schema import config_from_dict, parse_overrides
-    from ictal.train.trainer import with_overrides
+    from ictal.config.schema import config_from_dict, parse_overrides, with_overrides
 
     items = model_overrides if preset == "base" else []
     overrides = {f"model.{k}": v for k, v in parse_overrides(items).items()}

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ictal.cli.main import app
-from ictal.config.schema import config_from_dict, load_config
+from ictal.config.schema import config_from_dict, load_config, with_overrides
 from ictal.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,3 +106,18 @@ def test_cli_starts_without_torch_or_scipy() -> None:
 
     code = "import sys, ictal.cli.main; sys.exit(1 if {'torch', 'scipy'} & set(sys.modules) else 0)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_with_overrides_sets_dotted_keys_and_names_a_bad_one() -> None:
+    cfg = config_from_dict({"model": {"preset": "tiny"}})
+    out = with_overrides(
+        cfg, {"training.loss": "bce", "model.node.n_layers": 3, "data.cache_dir": Path("c"), "x": None}
+    )
+    assert (out.training.loss, out.model.node.n_layers, out.data.cache_dir) == ("bce", 3, Path("c"))
+    assert cfg.model.node.n_layers == 1  # a copy: the input is left as it was
+    with pytest.raises(ConfigError, match=r"model\.nod\.n_layers: model has no section 'nod'; sections: .*node"):
+        with_overrides(cfg, {"model.nod.n_layers": 3})
+    with pytest.raises(ConfigError, match="trainin"):
+        with_overrides(cfg, {"trainin.loss": "bce"})
+    with pytest.raises(ConfigError, match="n_layer"):  # a misspelt last part: the schema names it
+        with_overrides(cfg, {"model.node.n_layer": 3})

@@ -18,7 +18,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from ictal.cli.main import app
-from ictal.config.schema import IctalConfig, config_from_dict
+from ictal.config.schema import IctalConfig, config_from_dict, with_overrides
 from ictal.data.windows import WindowDataset
 from ictal.models.v3 import build_v3
 from ictal.train.checkpoint import CheckpointError, load_checkpoint, load_model
@@ -33,7 +33,6 @@ from ictal.train.trainer import (
     Trainer,
     TrainingDivergedError,
     sanitize_grads_enabled,
-    with_overrides,
 )
 from ictal.train.validation import EarlyStopping, ValidationContext, Validator
 

@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     reports = stage_cache(run, console)
     console.print(summary_table(run, reports))
     failed = sum(len(r.failed) for r in reports.values())
-    from ictal.train.trainer import with_overrides
+    from ictal.config.schema import with_overrides
 
     cfg = with_overrides(run.config(), overrides) if overrides else run.config()
     checkpoint = stage_train(run, cfg, console)

@@ -25,8 +25,7 @@ RUN_DIR = typer.Option(None, "--run-dir", help="run folder for checkpoints and l
 
 
 def _load(config: Path, overrides: dict[str, Any]) -> IctalConfig:
-    from ictal.config.schema import load_config
-    from ictal.train.trainer import with_overrides
+    from ictal.config.schema import load_config, with_overrides
 
     try:
         return with_overrides(load_config(config), overrides)

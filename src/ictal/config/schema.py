@@ -95,7 +95,7 @@ def config_from_dict(raw: dict[str, Any], source: str | Path = "<dict>") -> Icta
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """Command-line ``KEY=VALUE`` overrides, values parsed as YAML: ``["training.loss=bce", "data.window_s=30"]``
-    -> ``{"training.loss": "bce", "data.window_s": 30}`` (dotted keys, as ``train.trainer.with_overrides`` takes
+    -> ``{"training.loss": "bce", "data.window_s": 30}`` (dotted keys, as :func:`with_overrides` takes
     them). Raises ``ValueError`` naming an item without ``=``."""
     out: dict[str, Any] = {}
     for item in items:
@@ -104,6 +104,32 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
             raise ValueError(f"{item!r}: expected KEY=VALUE, e.g. training.loss=bce")
         out[key.strip()] = yaml.safe_load(value)
     return out
+
+
+def with_overrides(cfg: IctalConfig, overrides: dict[str, Any]) -> IctalConfig:
+    """A copy of ``cfg`` with dotted keys set (``{"training.device": "cpu"}``), validated again like a file.
+
+    None values are skipped (an option not given on the command line). A key naming no section of the config
+    raises :class:`ConfigError` with the sections there are; a misspelt last part is refused by the schema
+    with the keys it allows.
+    """
+    raw = cfg.model_dump(mode="json")
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for depth, part in enumerate(parents):
+            child = node.get(part)
+            if not isinstance(child, dict):
+                where = ".".join(parents[:depth]) or "the top level"
+                sections = ", ".join(k for k, v in node.items() if isinstance(v, dict))
+                raise ConfigError(
+                    "command-line options", [f"{dotted}: {where} has no section {part!r}; sections: {sections}"]
+                )
+            node = child
+        node[leaf] = str(value) if isinstance(value, Path) else value
+    return config_from_dict(raw, "command-line options")
 
 
 def load_config(path: str | Path, *, check_paths: bool = True) -> IctalConfig:

@@ -36,7 +36,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import ictal
-from ictal.config.schema import IctalConfig, config_from_dict
+from ictal.config.schema import IctalConfig, with_overrides
 from ictal.data.cache import write_json_atomic
 from ictal.data.sampling import EpochSampler, make_loader, make_sampler
 from ictal.data.windows import WindowDataset
@@ -86,23 +86,6 @@ def sanitize_grads_enabled(config_flag: bool) -> bool:
     if value in {"0", "false", "no", "off"}:
         return False
     return config_flag
-
-
-def with_overrides(cfg: IctalConfig, overrides: dict[str, Any]) -> IctalConfig:
-    """A copy of ``cfg`` with dotted keys set (``{"training.device": "cpu"}``), validated again like a file.
-
-    None values are skipped (an option not given on the command line).
-    """
-    raw = cfg.model_dump(mode="json")
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = str(value) if isinstance(value, Path) else value
-    return config_from_dict(raw, "command-line options")
 
 
 def default_run_dir(cfg: IctalConfig) -> Path:
