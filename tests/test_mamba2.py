@@ -140,6 +140,9 @@ def test_streaming_chunks_equal_whole_sequence(pieces: list[int]) -> None:
     assert_close(torch.cat(outs, dim=1), whole, rtol=1e-10, atol=1e-12)
     assert_close(state.ssm, whole_state.ssm, rtol=1e-10, atol=1e-12)
     assert_close(state.conv, whole_state.conv, rtol=1e-12, atol=1e-14)
+    # A stream holds its states between chunks: they own their memory, not a view into a chunk's activations.
+    for t in (state.conv, state.ssm):
+        assert t.untyped_storage().nbytes() == t.numel() * t.element_size()
 
 
 def test_step_continues_a_forward_stream() -> None:

@@ -278,12 +278,13 @@ class Mamba2(nn.Module):
         k = self.d_conv - 1
         batch, length, _ = xbc.shape
         prefix = None if conv_state is None else conv_state.to(xbc.dtype).mT  # (B, k, conv_dim)
-        # The new state: the last k inputs, reaching into the old state when the chunk is shorter than k.
+        # The new state: the last k inputs, reaching into the old state when the chunk is shorter than k; a copy,
+        # so that a stream's state does not keep this chunk's whole in_proj output alive.
         if length >= k:
-            new_state = xbc[:, length - k :].mT
+            new_state = xbc[:, length - k :].mT.contiguous()
         else:
             zeros = xbc.new_zeros(batch, k, self.conv_dim)
-            new_state = torch.cat([zeros if prefix is None else prefix, xbc], dim=1)[:, length:].mT
+            new_state = torch.cat([zeros if prefix is None else prefix, xbc], dim=1)[:, length:].mT.contiguous()
         weight = self.conv1d.weight.squeeze(1)  # (conv_dim, d_conv)
         bias = self.conv1d.bias
         if kernels is not None and kernels.causal_conv1d is not None and 2 <= self.d_conv <= 4:
