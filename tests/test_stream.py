@@ -91,6 +91,9 @@ def test_forward_chunk_equals_one_forward_pass(preset: str) -> None:
     assert state is not None and state.frames == n // 16 and state.closed
     assert torch.cat(parts, -1).shape == whole.shape
     assert (torch.cat(parts, -1) - whole).abs().max().item() <= 1e-5
+    # What a stream carries is its own small memory, not views that keep a chunk's activations alive.
+    carried = [*state.tcn, *(t for s in (*state.node, *state.edge) for t in (s.conv, s.ssm))]
+    assert all(t.untyped_storage().nbytes() == t.numel() * t.element_size() for t in carried)
 
 
 def test_streamable_model_is_causal() -> None:

@@ -136,6 +136,9 @@ def ssd_chunked_scan(
         else:
             y, final = _scan_by_segment_sums(x, dt, loga, b, c, initial)
         y = y[:, :length]
+        # The final state may be a view into the per-chunk state buffer (nc + 1 states); a stream keeps it
+        # between chunks, so it gets its own (small) memory.
+        final = final.clone()
         if d is not None:
             # (B*L, H*P) * (H*P,): a broadcast along the last axis, the fast pattern for CPU kernels.
             skip = d.to(f).repeat_interleave(headdim)

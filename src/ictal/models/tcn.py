@@ -38,7 +38,8 @@ def _with_history(x: torch.Tensor, history: torch.Tensor | None, length: int) ->
     returns ``(B, C, length + L)`` and the last ``length`` samples, the history of the next chunk."""
     prefix = x.new_zeros(x.shape[0], x.shape[1], length) if history is None else history.to(x.dtype)
     joined = torch.cat([prefix, x], dim=-1)
-    return joined, joined[..., joined.shape[-1] - length :]
+    # A copy: the next chunk needs these samples only, not this whole chunk (a view would keep it alive).
+    return joined, joined[..., joined.shape[-1] - length :].clone()
 
 
 class DilatedResidualBlock(nn.Module):
