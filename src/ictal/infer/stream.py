@@ -277,10 +277,13 @@ class ContinuousScorer:
     def _run(self, x: np.ndarray) -> np.ndarray:
         was_training = self.model.training
         self.model.eval()
+        x = np.ascontiguousarray(x)
+        if not x.flags.writeable:  # a read-only chunk (a memory-mapped cache): torch wants memory it may write
+            x = x.copy()
         try:
             with _autocast(self.device, self.autocast_dtype):
                 logits, self._state = self.model.forward_chunk(  # type: ignore[operator]
-                    torch.from_numpy(np.ascontiguousarray(x))[None].to(self.device), self._state
+                    torch.from_numpy(x)[None].to(self.device), self._state
                 )
         finally:
             self.model.train(was_training)
