@@ -20,15 +20,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _as_array(x: Any) -> np.ndarray:
-    """A numpy array from an array-like or a torch tensor (any device; bf16/fp16 become float32)."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu()
-        if x.dtype.is_floating_point and x.element_size() < 4:
-            x = x.float()
-        x = x.numpy()
-    return np.asarray(x)
+from ictal.arrays import as_numpy
 
 
 def window_starts(n_total: int, window: int, stride: int, align: int = 1) -> np.ndarray:
@@ -96,8 +88,8 @@ def stitch_windows(window_probs: Any, starts: Any, n_total: int, fill_value: flo
         float32 (or narrower) input, else float64; sums are accumulated in float64. Outputs at or after
         ``n_total`` (a padded last window) are discarded.
     """
-    probs = _as_array(window_probs)
-    st = _as_array(starts)
+    probs = as_numpy(window_probs)
+    st = as_numpy(starts)
     _check_windows(probs, st, n_total)
     n_windows, length = probs.shape
     total = np.zeros(n_total + length, dtype=np.float64)  # room for a window running past the end
@@ -178,7 +170,7 @@ class TraceStitcher:
         that are now final (from ``self.emitted`` before the call up to ``start``), possibly empty."""
         if self._finished:
             raise RuntimeError("TraceStitcher.push after finish(): create a new TraceStitcher per recording")
-        values = _as_array(window)
+        values = as_numpy(window)
         if values.shape != (self.window_length,):
             raise ValueError(f"window output must have shape ({self.window_length},), got {values.shape}")
         start = int(start)

@@ -22,15 +22,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _as_array(x: Any) -> np.ndarray:
-    """A numpy array from an array-like or a torch tensor (any device; bf16/fp16 become float32)."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu()
-        if x.dtype.is_floating_point and x.element_size() < 4:
-            x = x.float()
-        x = x.numpy()
-    return np.asarray(x)
+from ictal.arrays import as_numpy
 
 
 class ProbabilityHistogram:
@@ -64,7 +56,7 @@ class ProbabilityHistogram:
         Raises:
             ValueError: for mismatched shapes, probabilities outside [0, 1] or NaN, or labels other than 0/1.
         """
-        p_in, y_in = _as_array(probs), _as_array(labels)
+        p_in, y_in = as_numpy(probs), as_numpy(labels)
         if p_in.shape != y_in.shape:
             raise ValueError(f"probs and labels must have the same shape, got {p_in.shape} and {y_in.shape}")
         p = p_in.astype(np.float64, copy=False).ravel()
