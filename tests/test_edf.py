@@ -23,6 +23,7 @@ from ictal.io.edf import (
     open_edf,
     read_edf,
     read_many,
+    recording_from_mne,
 )
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -519,3 +520,54 @@ def test_to_mne_round_trip(tmp_path: Path) -> None:
     raw = rec.to_mne()
     assert raw.ch_names == list(CANONICAL_19) and raw.info["sfreq"] == 250.0
     np.testing.assert_allclose(raw.get_data() * 1e6, rec.data, rtol=1e-5, atol=1e-3)
+
+
+def test_recording_from_mne_is_the_inverse_of_to_mne(tmp_path: Path) -> None:
+    path = tmp_path / "pat_s001_t000.edf"
+    write_edf(path, TUSZ_REF_LABELS, seconds=3)
+    rec = read_edf(path)
+    back = recording_from_mne(rec.to_mne())
+    assert back.channel_names == CANONICAL_19 and back.sfreq == rec.sfreq and back.data.dtype == np.float32
+    np.testing.assert_allclose(back.data, rec.data, rtol=1e-6, atol=1e-4)  # µV in, µV out
+    assert back.meta.start == rec.meta.start and back.reconstructed == () and back.meta.path == Path("<mne Raw>")
+    # Straight from a file MNE reads (here the EDF itself): its labels are matched as ours are, the file is named.
+    mne = pytest.importorskip("mne")
+    from_file = recording_from_mne(mne.io.read_raw_edf(path, verbose="error"))
+    assert from_file.meta.path == path and from_file.source_labels == tuple(TUSZ_REF_LABELS)
+    np.testing.assert_allclose(from_file.data, rec.data, rtol=1e-6, atol=1e-3)
+
+
+def test_recording_from_mne_maps_names_reorders_and_reconstructs(tmp_path: Path) -> None:
+    path = tmp_path / "a.edf"
+    write_edf(path, TUSZ_REF_LABELS, seconds=2)
+    rec = read_edf(path)
+    raw = rec.to_mne()
+    raw.rename_channels({"T3": "T7", "Fp1": "EEG FP1-LE"})  # 10-10 name, TUSZ-style label
+    raw.reorder_channels(list(reversed(raw.ch_names)))
+    back = recording_from_mne(raw)
+    np.testing.assert_allclose(back.data, rec.data, rtol=1e-6, atol=1e-4)
+    assert back.source_labels[CANONICAL_19.index("T3")] == "T7"
+
+    raw.drop_channels(["Fz"])
+    with pytest.warns(EdfRepairWarning, match="<mne Raw>: reconstructed missing channel.*Fz"):
+        missing_fz = recording_from_mne(raw)
+    present = tuple(c for c in CANONICAL_19 if c != "Fz")
+    expected = interpolation_weights(present, ("Fz",)) @ rec.data[[CANONICAL_19.index(c) for c in present]]
+    np.testing.assert_allclose(missing_fz.data[CANONICAL_19.index("Fz")], expected[0], rtol=1e-5, atol=1e-3)
+    assert missing_fz.reconstructed == ("Fz",)
+
+
+def test_recording_from_mne_treats_bad_channels_as_absent(tmp_path: Path) -> None:
+    path = tmp_path / "a.edf"
+    write_edf(path, TUSZ_REF_LABELS, seconds=2)
+    raw = read_edf(path).to_mne()
+    raw.info["bads"] = ["C3"]
+    with pytest.raises(EdfReadError, match=r"<mne Raw>: missing EEG channel\(s\) C3"):
+        recording_from_mne(raw)
+    raw.info["bads"] = ["Pz"]
+    with pytest.warns(EdfRepairWarning) as caught:
+        assert recording_from_mne(raw).reconstructed == ("Pz",)
+    assert [str(w.message).split(": ", 1)[1][:30] for w in caught] == [
+        "channel(s) marked bad, not use",
+        "reconstructed missing channel(",
+    ]

@@ -24,11 +24,14 @@ from ictal.infer.predict import (
     PredictConfig,
     events_tsv,
     find_recordings,
+    predict_eeg,
     predict_recording,
     resolve_threshold,
+    write_prediction,
 )
 from ictal.io.annotations import read_annotations, term_annotation, write_annotations
 from ictal.io.channels import CANONICAL_19
+from ictal.io.edf import read_edf, recording_from_mne
 from ictal.io.edf_write import write_edf
 from ictal.models.config import V3Config
 from ictal.models.v3 import build_v3
@@ -89,6 +92,26 @@ def predicted(setup: dict[str, object]) -> tuple[Path, str, int]:
               str(setup["results"]), "--device", "cpu", "--chunk-s", "25", "--plot-events", "2"],
     )  # fmt: skip
     return out, res.output, res.exit_code
+
+
+def test_a_recording_in_memory_or_from_mne_is_predicted_as_its_file(setup: dict[str, object], tmp_path: Path) -> None:
+    model, cfg, _ = load_model(Path(str(setup["checkpoint"])))
+    threshold = resolve_threshold(cfg.post, Path(str(setup["results"])))
+    good = setup["good"]
+    assert isinstance(good, dict)
+    path = good["pat2_s001_t000"][0]
+    predict = PredictConfig(chunk_s=25)
+    from_file = predict_recording(model, path, cfg, threshold, predict=predict)
+    rec = read_edf(path)
+    in_memory = predict_eeg(model, rec, cfg, threshold, predict=predict)
+    np.testing.assert_array_equal(in_memory.trace, from_file.trace)
+    assert in_memory.events == from_file.events and in_memory.name == "pat2_s001_t000"
+    from_mne = predict_eeg(model, recording_from_mne(rec.to_mne()), cfg, threshold, predict=predict)
+    np.testing.assert_allclose(from_mne.trace, from_file.trace, atol=1e-5)  # through volts and back
+    paths = write_prediction(from_mne, tmp_path, cfg, recording=recording_from_mne(rec.to_mne()))
+    assert paths["png"].stat().st_size > 20_000 and (tmp_path / "mne_Raw.csv_bi").is_file()
+    with pytest.raises(ValueError, match="19 canonical channels"):
+        predict_eeg(model, read_edf(path, channels=CANONICAL_19[:5]), cfg, threshold)
 
 
 def test_a_broken_file_is_reported_and_the_others_are_done(predicted: tuple[Path, str, int]) -> None:

@@ -27,9 +27,11 @@ windows, and the 16 Hz trace (5.5 MB for 24 h); never the whole recording's sign
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -46,12 +48,13 @@ from ictal.errors import IctalError
 from ictal.infer.evaluate import EvaluationError, read_thresholds
 from ictal.infer.stream import FRAME_RATE, ScoringMode, make_scorer
 from ictal.io.annotations import write_annotations, write_text_atomic
-from ictal.io.edf import open_edf
+from ictal.io.channels import CANONICAL_19
+from ictal.io.edf import EegRecording, RecordingMeta, open_edf
 from ictal.models.mamba2 import mamba_backend
 from ictal.post.config import PostConfig
 from ictal.post.events import SeizureEvent, detect_events, events_to_annotation
 from ictal.scoring.operating_points import DEFAULT_TARGETS, target_label, with_threshold
-from ictal.signal.chunked import SampleSource, preprocess_chunks
+from ictal.signal.chunked import ArraySource, SampleSource, preprocess_chunks
 from ictal.signal.preprocess import ChannelStats, PreprocessConfig
 
 if TYPE_CHECKING:
@@ -66,6 +69,7 @@ __all__ = [
     "Threshold",
     "events_tsv",
     "find_recordings",
+    "predict_eeg",
     "predict_files",
     "predict_recording",
     "resolve_threshold",
@@ -239,29 +243,71 @@ def predict_recording(
     ``cfg`` is the checkpoint's config: its ``preprocess``, ``data.window_s/stride_s`` are what the model was
     trained with. Raises :class:`~ictal.errors.EdfReadError` for a file that cannot be used.
     """
-    predict = predict or PredictConfig()
-    window, stride = window_samples(cfg)
     t0 = time.perf_counter()
     with open_edf(path) as source:
-        trace, scoring = scored_trace(
-            model, source, cfg.preprocess, window=window, stride=stride, chunk_s=predict.chunk_s,
-            batch_size=batch_size_for(predict.batch_size, device), scoring=predict.scoring, device=device,
-            on_chunk=on_chunk,
-        )  # fmt: skip
-        events = detect_events(trace, FRAME_RATE, threshold.post)
-        return RecordingPrediction(
-            path=Path(path),
-            name=Path(path).stem,
-            duration_s=source.n_samples / source.sfreq,
-            sfreq=source.sfreq,
-            start=source.meta.start,
-            trace=trace,
-            events=events,
-            threshold=threshold,
-            scoring=scoring,
-            seconds=time.perf_counter() - t0,
-            notes=[*source.meta.repairs, *source.meta.warnings],
+        return _predict_source(model, source, source.meta, cfg, threshold, predict, device, on_chunk, t0)
+
+
+def predict_eeg(
+    model: torch.nn.Module,
+    recording: EegRecording,
+    cfg: IctalConfig,
+    threshold: Threshold,
+    *,
+    predict: PredictConfig | None = None,
+    device: str | torch.device = "cpu",
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> RecordingPrediction:
+    """:func:`predict_recording` for a recording already in memory: ``recording.data`` ``(19, T)`` µV, e.g. from
+    :func:`~ictal.io.edf.read_edf` or an MNE ``Raw`` through :func:`~ictal.io.edf.recording_from_mne`.
+
+    The same chain, chunked the same way, so the trace equals ``predict_recording``'s on the file it came from.
+
+    >>> raw = mne.io.read_raw_brainvision("patient.vhdr")
+    >>> pred = predict_eeg(model, recording_from_mne(raw), cfg, threshold)
+    """
+    if tuple(recording.channel_names) != CANONICAL_19:
+        raise ValueError(
+            f"predict_eeg needs the 19 canonical channels in order ({', '.join(CANONICAL_19)}), got "
+            f"{', '.join(recording.channel_names)}; read the recording with the default channels"
         )
+    t0 = time.perf_counter()
+    source = ArraySource(recording.data, recording.sfreq)
+    return _predict_source(model, source, recording.meta, cfg, threshold, predict, device, on_chunk, t0)
+
+
+def _predict_source(
+    model: torch.nn.Module,
+    source: SampleSource,
+    meta: RecordingMeta,
+    cfg: IctalConfig,
+    threshold: Threshold,
+    predict: PredictConfig | None,
+    device: str | torch.device,
+    on_chunk: Callable[[int, int], None] | None,
+    t0: float,
+) -> RecordingPrediction:
+    predict = predict or PredictConfig()
+    window, stride = window_samples(cfg)
+    trace, scoring = scored_trace(
+        model, source, cfg.preprocess, window=window, stride=stride, chunk_s=predict.chunk_s,
+        batch_size=batch_size_for(predict.batch_size, device), scoring=predict.scoring, device=device,
+        on_chunk=on_chunk,
+    )  # fmt: skip
+    return RecordingPrediction(
+        path=meta.path,
+        # The outputs' file name: an in-memory Raw's "<mne Raw>" becomes "mne_Raw".
+        name=re.sub(r"[^\w.-]+", "_", meta.path.stem).strip("_") or "recording",
+        duration_s=source.n_samples / source.sfreq,
+        sfreq=source.sfreq,
+        start=meta.start,
+        trace=trace,
+        events=detect_events(trace, FRAME_RATE, threshold.post),
+        threshold=threshold,
+        scoring=scoring,
+        seconds=time.perf_counter() - t0,
+        notes=[*meta.repairs, *meta.warnings],
+    )
 
 
 def events_tsv(events: Sequence[SeizureEvent], duration_s: float, start: datetime | None) -> str:
@@ -312,8 +358,12 @@ def write_prediction(
     model_info: Mapping[str, Any] | None = None,
     versions: Mapping[str, str] | None = None,
     plot_events: int = 4,
+    recording: EegRecording | None = None,
 ) -> dict[str, Path]:
-    """Write the four outputs of one recording into ``out_dir`` (atomically); returns ``{kind: path}``."""
+    """Write the four outputs of one recording into ``out_dir`` (atomically); returns ``{kind: path}``.
+
+    The picture reads its stretches of signal from ``pred.path``, or from ``recording`` when given (a recording
+    predicted in memory with :func:`predict_eeg`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {kind: out / f"{pred.name}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()}
@@ -353,7 +403,11 @@ def write_prediction(
     from ictal.report.recording_plot import plot_recording
 
     where = f"{pred.threshold.value:.2f} ({pred.threshold.source.split(' of ')[0]})"
-    with open_edf(pred.path) as source:
+    with contextlib.ExitStack() as stack:
+        if recording is not None:
+            source: SampleSource = ArraySource(recording.data, recording.sfreq)
+        else:
+            source = stack.enter_context(open_edf(pred.path))
         plot_recording(
             source, cfg.preprocess, pred.trace, FRAME_RATE, pred.events, paths["png"],
             title=f"{pred.name}: {len(pred.events)} event(s) at threshold {where}", threshold=pred.threshold.value,

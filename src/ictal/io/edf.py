@@ -70,6 +70,7 @@ __all__ = [
     "open_edf",
     "read_edf",
     "read_many",
+    "recording_from_mne",
 ]
 
 
@@ -205,27 +206,8 @@ class EdfSource:
         repairs = list(header.repairs)
         notes = list(header.warnings)
 
-        chosen = _select_signals(self.path, header.labels, self.channel_names, notes)
-        missing = [name for name in self.channel_names if name not in chosen]
-        not_allowed = [name for name in missing if name not in allowed]
-        if not_allowed:
-            found = ", ".join(name for name in self.channel_names if name in chosen) or "none"
-            raise EdfReadError(
-                self.path,
-                f"missing EEG channel(s) {', '.join(not_allowed)}; the file cannot be used "
-                f"(only {', '.join(allowed) or 'no channels'} may be reconstructed, nothing is zero-filled). "
-                f"Channels found: {found}",
-                "exclude this recording, or supply one that has all of " + ", ".join(self.channel_names),
-            )
+        chosen, present, missing = _resolve_channels(self.path, header.labels, self.channel_names, allowed, notes)
         self.reconstructed: tuple[str, ...] = tuple(missing)
-        present = [name for name in self.channel_names if name in chosen]
-        if missing and len(present) < _MIN_INTERPOLATION_SOURCES:
-            raise EdfReadError(
-                self.path,
-                f"missing EEG channel(s) {', '.join(missing)} cannot be interpolated from only "
-                f"{len(present)} channel(s)",
-                f"request at least {_MIN_INTERPOLATION_SOURCES} channels that the file has",
-            )
         self.source_labels: tuple[str | None, ...] = tuple(
             header.labels[chosen[name]] if name in chosen else None for name in self.channel_names
         )
@@ -234,11 +216,6 @@ class EdfSource:
         self._weights = (
             interpolation_weights(tuple(present), self.reconstructed).astype(np.float32) if missing else None
         )
-        if missing:
-            notes.append(
-                f"reconstructed missing channel(s) {', '.join(missing)} by spherical-spline interpolation "
-                f"from {len(present)} channels"
-            )
 
         indices = [chosen[name] for name in present]
         self._spr_max = max(header.signals[i].samples_per_record for i in indices)
@@ -490,6 +467,90 @@ def _canonical_request(names: Iterable[str], *, what: str = "channels", allow_em
     if not result and not allow_empty:
         raise ValueError(f"{what} is empty")
     return tuple(result)
+
+
+def _resolve_channels(
+    path: Path, labels: Sequence[str], wanted: tuple[str, ...], allowed: tuple[str, ...], notes: list[str]
+) -> tuple[dict[str, int], list[str], list[str]]:
+    """Which label supplies each wanted channel, and which wanted channels are present and which missing (to be
+    reconstructed: only those in ``allowed``, from at least four present ones; otherwise EdfReadError)."""
+    chosen = _select_signals(path, labels, wanted, notes)
+    missing = [name for name in wanted if name not in chosen]
+    not_allowed = [name for name in missing if name not in allowed]
+    if not_allowed:
+        found = ", ".join(name for name in wanted if name in chosen) or "none"
+        raise EdfReadError(
+            path,
+            f"missing EEG channel(s) {', '.join(not_allowed)}; the recording cannot be used "
+            f"(only {', '.join(allowed) or 'no channels'} may be reconstructed, nothing is zero-filled). "
+            f"Channels found: {found}",
+            "exclude this recording, or supply one that has all of " + ", ".join(wanted),
+        )
+    present = [name for name in wanted if name in chosen]
+    if missing and len(present) < _MIN_INTERPOLATION_SOURCES:
+        raise EdfReadError(
+            path,
+            f"missing EEG channel(s) {', '.join(missing)} cannot be interpolated from only {len(present)} channel(s)",
+            f"request at least {_MIN_INTERPOLATION_SOURCES} channels that the recording has",
+        )
+    if missing:
+        notes.append(
+            f"reconstructed missing channel(s) {', '.join(missing)} by spherical-spline interpolation "
+            f"from {len(present)} channels"
+        )
+    return chosen, present, missing
+
+
+def recording_from_mne(
+    raw: mne.io.BaseRaw, *, channels: Sequence[str] = CANONICAL_19, reconstruct_missing: Iterable[str] = ("Fz", "Pz")
+) -> EegRecording:
+    """An MNE ``Raw`` (any format MNE reads: EDF, BrainVision, FIF, ...) as the model's input contract, the inverse
+    of :meth:`EegRecording.to_mne`: ``channels`` as ``(C, n_samples)`` float32 µV at the Raw's rate.
+
+    Channel names are matched as in EDF files (``EEG FP1-REF``, ``Fp1``, ``T7``); channels in ``raw.info["bads"]``
+    count as absent. Missing channels named in ``reconstruct_missing`` are interpolated (with a warning); any other
+    missing one raises :class:`EdfReadError` naming the Raw's file (or ``<mne Raw>``). The data is loaded into memory
+    (for recordings longer than memory allows, give the EDF file to ``ictal predict``, which reads it in chunks).
+    """
+    wanted = _canonical_request(channels)
+    allowed = _canonical_request(reconstruct_missing, what="reconstruct_missing", allow_empty=True)
+    filenames = [f for f in getattr(raw, "filenames", ()) if f]
+    source = Path(filenames[0]) if filenames else Path("<mne Raw>")
+    bads = set(raw.info["bads"])
+    notes = [f"channel(s) marked bad, not used: {', '.join(sorted(bads))}"] if bads else []
+    labels = ["" if name in bads else name for name in raw.ch_names]
+    chosen, present, missing = _resolve_channels(source, labels, wanted, allowed, notes)
+    data = np.empty((len(wanted), raw.n_times), dtype=np.float32)
+    rows = [wanted.index(name) for name in present]
+    # MNE keeps EEG in volts whatever the file stored.
+    data[rows] = raw.get_data(picks=[chosen[name] for name in present]) * 1e6
+    if missing:
+        weights = interpolation_weights(tuple(present), tuple(missing)).astype(np.float32)
+        data[[wanted.index(name) for name in missing]] = weights @ data[rows]
+    meas_date = raw.info["meas_date"]
+    start = meas_date.astimezone(UTC).replace(tzinfo=None) if meas_date is not None else None
+    stem = _TUSZ_STEM.match(source.stem)
+    meta = RecordingMeta(
+        path=source,
+        patient=stem["patient"] if stem else None,
+        session=stem["session"] if stem else None,
+        token=stem["token"] if stem else None,
+        montage=None,
+        start=start,
+        duration_s=raw.n_times / raw.info["sfreq"],
+        n_samples=raw.n_times,
+        warnings=notes,
+    )
+    for line in notes:
+        warnings.warn(f"{source}: {line}", EdfRepairWarning, stacklevel=2)
+    return EegRecording(
+        data=data,
+        sfreq=float(raw.info["sfreq"]),
+        channel_names=wanted,
+        source_labels=tuple(raw.ch_names[chosen[name]] if name in chosen else None for name in wanted),
+        reconstructed=tuple(missing),
+        meta=meta,
+    )
 
 
 def _label_rank(label: str, canonical: str) -> int:
