@@ -12,15 +12,19 @@ RSS is the whole process' (Python, torch and the model included).
 For scale: holding every 60 s window of a 24 h recording at a 10 s stride, as the reference system did, takes
 8,640 x 19 x 15,360 float32 = 10.1 GB; here memory is one chunk (``--chunk-s``) plus one window and one batch.
 
-On a 2-core CPU ``base`` scores a 60 s window in about a second, so 24 h (8,640 windows) takes hours: give
-``--base-hours`` (e.g. 1) to run base on a shorter recording while tiny runs the full ``--hours``; throughput and
-memory do not depend on the length (memory is bounded by the chunk: the point of the design, checked by
-``tests/test_chunked_preprocess.py`` / ``tests/test_stream.py`` and by tiny's 24 h figure here).
+On a 2-core CPU ``base`` scores a 60 s window in about a second, so 24 h (8,640 windows) takes two to three hours:
+give ``--base-hours`` (e.g. 1) to run base on a shorter recording while tiny runs the full ``--hours``, or
+``--max-minutes M`` to stop each preset after M minutes and report the part of the 24 h file it reached (marked
+partial: the rate over the hours scored so far, the first pass over the whole file included, and the peak RSS
+so far). Throughput and memory do not depend on the length: memory is bounded by the chunk, the point of the
+design, checked by ``tests/test_chunked_preprocess.py`` / ``tests/test_stream.py`` and by tiny's 24 h figure here.
 
-    python benchmarks/predict.py [--hours 24] [--base-hours 1] [--presets tiny base] [--chunk-s 300] [--json out.json]
+    python benchmarks/predict.py [--hours 24] [--base-hours 1] [--max-minutes M] [--presets tiny base]
+                                 [--chunk-s 300] [--json out.json]
 
 JSON keys: ``base_h_eeg_per_s``, ``base_peak_rss_mb``, ``tiny_h_eeg_per_s``, ``tiny_peak_rss_mb``, ``hours`` (and
-``base_hours`` when base ran on a shorter recording).
+``base_hours`` when base ran on a shorter recording, ``<preset>_partial_hours`` for a run stopped by
+``--max-minutes``).
 """
 
 from __future__ import annotations
@@ -72,8 +76,18 @@ def write_long_edf(path: Path, hours: float, source_minutes: float, seed: int = 
     return path
 
 
-def run_worker(preset: str, edf: Path, out: Path, chunk_s: float, batch_size: int | None) -> dict[str, Any]:
-    """One preset in this process: predict the recording and write its outputs; timing and peak RSS."""
+class _TimeUp(Exception):
+    """Raised from the chunk callback when the preset's ``--max-minutes`` are spent."""
+
+
+def run_worker(
+    preset: str, edf: Path, out: Path, chunk_s: float, batch_size: int | None, max_minutes: float | None = None
+) -> dict[str, Any]:
+    """One preset in this process: predict the recording and write its outputs; timing and peak RSS.
+
+    With ``max_minutes`` the run stops at the first chunk boundary after that long and reports the part done:
+    the hours of EEG the scoring pass had reached (the first pass, the z-score statistics over the whole file, is
+    in the time too) and the peak RSS so far, marked ``partial``; no outputs are written then."""
     import torch
 
     from ictal.config.schema import config_from_dict
@@ -85,17 +99,26 @@ def run_worker(preset: str, edf: Path, out: Path, chunk_s: float, batch_size: in
     model = build_v3(cfg.model).eval()
     threshold = resolve_threshold(cfg.post)
     predict_cfg = PredictConfig(chunk_s=chunk_s, batch_size=batch_size)
+    progress = {"done": 0, "total": 0}
     start = time.perf_counter()
-    pred = predict_recording(model, edf, cfg, threshold, predict=predict_cfg, device="cpu")
-    write_prediction(pred, out, cfg, plot_events=2)
-    seconds = time.perf_counter() - start
-    return {
-        "seconds": seconds,
-        "hours": pred.duration_s / 3600.0,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "n_events": len(pred.events),
-        "threads": torch.get_num_threads(),
-    }
+
+    def on_chunk(done: int, total: int) -> None:
+        progress.update(done=done, total=total)
+        if max_minutes is not None and time.perf_counter() - start > 60 * max_minutes:
+            raise _TimeUp
+
+    figures: dict[str, Any] = {"threads": torch.get_num_threads(), "partial": False}
+    try:
+        pred = predict_recording(model, edf, cfg, threshold, predict=predict_cfg, device="cpu", on_chunk=on_chunk)
+        write_prediction(pred, out, cfg, plot_events=2)
+        figures.update(hours=pred.duration_s / 3600.0, n_events=len(pred.events))
+    except _TimeUp:
+        # Chunks are counted over both passes (statistics, then scoring), the same number in each.
+        scored = max(0, progress["done"] - progress["total"] // 2)
+        figures.update(hours=scored * chunk_s / 3600.0, n_events=None, partial=True)
+    figures["seconds"] = time.perf_counter() - start
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return figures
 
 
 def main() -> None:
@@ -109,6 +132,10 @@ def main() -> None:
     parser.add_argument("--source-minutes", type=float, default=10.0, help="synthetic EEG repeated to the length")
     parser.add_argument("--chunk-s", type=float, default=300.0, help="predict's chunk (seconds of EEG per step)")
     parser.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default: 1 on CPU)")
+    parser.add_argument(
+        "--max-minutes", type=float, default=None,
+        help="stop each preset after this long and report the part done (marked partial in the output and JSON)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one preset, print its JSON
     parser.add_argument("--edf", type=Path, help=argparse.SUPPRESS)
@@ -116,7 +143,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.worker:
-        print(json.dumps(run_worker(args.worker, args.edf, args.out, args.chunk_s, args.batch_size)))
+        print(json.dumps(run_worker(args.worker, args.edf, args.out, args.chunk_s, args.batch_size, args.max_minutes)))
         return
 
     results: dict[str, float] = {"hours": args.hours}
@@ -135,6 +162,8 @@ def main() -> None:
                    "--chunk-s", str(args.chunk_s)]  # fmt: skip
             if args.batch_size is not None:
                 cmd += ["--batch-size", str(args.batch_size)]
+            if args.max_minutes is not None:
+                cmd += ["--max-minutes", str(args.max_minutes)]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 sys.exit(f"{preset} failed:\n{proc.stderr[-3000:]}")
@@ -142,10 +171,17 @@ def main() -> None:
             rate = got["hours"] / got["seconds"]
             results[f"{preset}_h_eeg_per_s"] = rate
             results[f"{preset}_peak_rss_mb"] = got["peak_rss_mb"]
+            if got["partial"]:
+                results[f"{preset}_partial_hours"] = got["hours"]
+            done = (
+                f"stopped after --max-minutes at {got['hours']:.2f} of {hours_of[preset]:g} h (partial; no outputs)"
+                if got["partial"]
+                else f"{got['n_events']} events"
+            )
             print(
                 f"{preset}: {got['hours']:.2f} h of EEG in {got['seconds']:.1f} s = {rate:.4f} h EEG/s "
                 f"({3600 * rate:.0f}x real time; 24 h would take {24 / rate / 60:.1f} min), peak RSS "
-                f"{got['peak_rss_mb']:.0f} MB, {got['n_events']} events, {got['threads']} threads",
+                f"{got['peak_rss_mb']:.0f} MB, {done}, {got['threads']} threads",
                 flush=True,
             )
     windows_24h = (24 * 3600 - 60) // 10 + 1
