@@ -248,6 +248,12 @@ def test_find_recordings_reports_missing_inputs_and_name_clashes(tmp_path: Path)
     assert [p.name for p in paths] == ["other.EDF", "rec.edf"]
     text = " | ".join(f"{p.path.name}: {p.problem}" for p in problems)
     assert "outputs would collide" in text and "no .edf files" in text and "no such file" in text
+    # Output names are made file-safe, so names that differ only in unsafe characters collide too.
+    (tmp_path / "c").mkdir()
+    for name in ("x y.edf", "x_y.edf"):
+        (tmp_path / "c" / name).write_bytes(b"x")
+    paths, problems = find_recordings([tmp_path / "c"])
+    assert len(paths) == 1 and len(problems) == 1 and "outputs would collide" in problems[0].problem
 
 
 def test_events_tsv_without_events_is_one_background_row() -> None:

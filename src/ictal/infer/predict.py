@@ -155,7 +155,7 @@ def find_recordings(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Pred
             problems.append(PredictFailure(p, "no such file or folder"))
             continue
         for f in found:
-            earlier = seen.get(f.stem)
+            earlier = seen.get(output_name(f))
             if earlier is not None and earlier.resolve() == f.resolve():
                 continue
             if earlier is not None:
@@ -163,7 +163,7 @@ def find_recordings(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Pred
                     PredictFailure(f, f"same name as {earlier}: outputs would collide; predict it into another --out")
                 )
                 continue
-            seen[f.stem] = f
+            seen[output_name(f)] = f
             paths.append(f)
     return paths, problems
 
@@ -220,6 +220,12 @@ def batch_size_for(batch_size: int | None, device: str | torch.device) -> int:
     if batch_size is not None:
         return batch_size
     return 8 if torch.device(device).type == "cuda" else 1
+
+
+def output_name(path: Path) -> str:
+    """The file name of a recording's outputs: its stem made file-safe (an in-memory Raw's ``<mne Raw>`` becomes
+    ``mne_Raw``); also what :func:`find_recordings` checks for clashes."""
+    return re.sub(r"[^\w.-]+", "_", path.stem).strip("_") or "recording"
 
 
 def window_samples(cfg: IctalConfig) -> tuple[int, int]:
@@ -296,8 +302,7 @@ def _predict_source(
     )  # fmt: skip
     return RecordingPrediction(
         path=meta.path,
-        # The outputs' file name: an in-memory Raw's "<mne Raw>" becomes "mne_Raw".
-        name=re.sub(r"[^\w.-]+", "_", meta.path.stem).strip("_") or "recording",
+        name=output_name(meta.path),
         duration_s=source.n_samples / source.sfreq,
         sfreq=source.sfreq,
         start=meta.start,
