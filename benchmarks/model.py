@@ -23,6 +23,12 @@ by several times from run to run, at about 1.4x the idle machine's time for the 
 stream's Mamba on similarities averaged over 4 frames (adjacency updated at 4 Hz instead of 16 Hz), which halves
 the base forward pass on CPU. The figures name the overrides; the default is the V3 design of system.md.
 
+``--compile`` also times the two forward configurations with the Mamba2 layers' inference compiled
+(:mod:`ictal.models.compiled`, ``torch.compile``; ``ictal predict --compile``), each in its own process, and prints
+them beside the eager figures of the same run: ``compiled_fwd_b1_s_per_window``, ``compiled_fwd_b8_s_per_window``,
+their ``*_vs_eager`` ratios and ``*_speedup`` against the reference, the first call's seconds (compiling) and how
+many blocks of sequences ran compiled / went back to the eager path.
+
 Hours of EEG per second (``h_eeg_per_s``): 60 s / 3600 divided by the batch-8 forward seconds per window, i.e.
 non-overlapping windows; ``h_eeg_per_s_stride10`` is the same for windows at the default 10 s inference stride
 (six windows per minute of EEG).
@@ -38,7 +44,7 @@ reference, the nearest published figure.
 With a CUDA device (``--device auto`` finds it) the three base configurations also run on the GPU, with the
 mamba_ssm kernels where installed, and report peak GPU memory (``torch.cuda.max_memory_allocated``).
 
-    python benchmarks/model.py [--threads 2] [--repeats 2] [--device auto|cpu|cuda] [--json out.json]
+    python benchmarks/model.py [--threads 2] [--repeats 2] [--device auto|cpu|cuda] [--compile] [--json out.json]
 
 JSON (one flat object): ``fwd_b1_s_per_window``, ``fwd_b8_s_per_window``, ``fwdbwd_b4_s_per_window``,
 ``h_eeg_per_s``, ``peak_rss_mb`` (MiB, of the forward + backward run), ``mamba_path``, their ratios to the reference
@@ -81,6 +87,9 @@ CONFIGS: dict[str, tuple[str, int, bool]] = {
     "tiny_fwdbwd_b8": ("tiny", 8, True),
 }
 GPU_CONFIGS = ("fwd_b1", "fwd_b8", "fwdbwd_b4")
+# With --compile: the forward configurations again, Mamba2 layers through ictal.models.compiled (CPU only).
+COMPILED_CONFIGS: dict[str, tuple[str, int, bool]] = {"compiled_fwd_b1": ("base", 1, False),
+                                                     "compiled_fwd_b8": ("base", 8, False)}  # fmt: skip
 
 
 def peak_rss_mb() -> float:
@@ -108,10 +117,15 @@ def run_config(
     from ictal.models.mamba2 import mamba_backend
     from ictal.models.v3 import build_v3
 
-    preset, batch, backward = CONFIGS[name]
+    preset, batch, backward = {**CONFIGS, **COMPILED_CONFIGS}[name]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = build_v3(model_config(preset, model_overrides, checkpointing if backward else None)).to(device)
+    runner = None
+    if name in COMPILED_CONFIGS:
+        from ictal.models.compiled import compile_inference
+
+        runner = compile_inference(model)
     x = torch.randn(batch, 19, WINDOW_SAMPLES, device=device)
     model.train(backward)
 
@@ -125,7 +139,9 @@ def run_config(
         if device == "cuda":
             torch.cuda.synchronize()
 
-    once()  # warm-up
+    first = time.perf_counter()
+    once()  # warm-up (with --compile: compiling, on the first call)
+    first_call_s = time.perf_counter() - first
     walls, cpus = [], []
     for _ in range(repeats):
         wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -137,7 +153,10 @@ def run_config(
         "cpu_s_per_window": min(cpus) / batch,
         "peak_rss_mb": peak_rss_mb(),
         "mamba_path": mamba_backend(model),
+        "first_call_s": first_call_s,
     }
+    if runner is not None:
+        figures.update(compiled_blocks=runner.blocks, eager_blocks=runner.eager_blocks, compile_failed=runner.disabled)
     if device == "cuda":
         figures["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return figures
@@ -186,6 +205,17 @@ def summarise(results: dict[str, dict[str, Any]], prefix: str = "") -> dict[str,
     out["meets_required"] = min(speedups) >= 1.0 and out["peak_rss_fraction"] <= 0.5
     out["meets_target"] = min(speedups) >= TARGET_SPEEDUP and out["peak_rss_fraction"] <= 0.5
     out["meets_stretch"] = out["s_per_hour_eeg"] <= STRETCH_S_PER_HOUR
+    for name, eager in (("compiled_fwd_b1", fwd_b1), ("compiled_fwd_b8", fwd_b8)):
+        if name in results:
+            one, ref = results[name], REFERENCE_FWD_B1_S if name.endswith("b1") else REFERENCE_FWD_B4_S
+            out[f"{name}_s_per_window"] = one["s_per_window"]
+            out[f"{name}_speedup"] = ref / one["s_per_window"]
+            out[f"{name}_vs_eager"] = eager["s_per_window"] / one["s_per_window"]
+            out[f"{name}_first_call_s"] = one["first_call_s"]
+            out[f"{name}_blocks"] = {"compiled": one["compiled_blocks"], "eager": one["eager_blocks"]}
+            out[f"{name}_compile_failed"] = one["compile_failed"]
+    if "compiled_fwd_b8" in results:
+        out["compiled_h_eeg_per_s"] = (WINDOW_S / 3600) / results["compiled_fwd_b8"]["s_per_window"]
     return {prefix + k: v for k, v in out.items()}
 
 
@@ -211,6 +241,17 @@ def report(figures: dict[str, Any], prefix: str, where: str) -> None:
     if "tiny_fwdbwd_b8_s_per_batch" in f:
         print(f"  tiny preset fwd+bwd per (8, 19, 15360) batch: {f['tiny_fwdbwd_b8_s_per_batch']:.3f} s wall "
               f"({f['tiny_fwdbwd_b8_cpu_s_per_batch']:.3f} s CPU)")  # fmt: skip
+    for name, label, ref, ref_batch in (
+        ("compiled_fwd_b1", "forward, batch 1", REFERENCE_FWD_B1_S, "b1"),
+        ("compiled_fwd_b8", "forward, batch 8", REFERENCE_FWD_B4_S, "b4"),
+    ):
+        if f"{name}_s_per_window" in f:
+            wall = f[f"{name}_s_per_window"]
+            failed = f[f"{name}_compile_failed"]
+            print(f"  {label}, --compile: {wall:7.3f} s/window wall | eager (this run) {f[name + '_vs_eager']:.2f}x | "
+                  f"reference {ref:.2f} ({ref_batch}): {ref / wall:5.2f}x faster; first call (compiling) "
+                  f"{f[name + '_first_call_s']:.1f} s; blocks {f[name + '_blocks']}"
+                  + (f"; COMPILE FAILED: {failed}" if failed else ""))  # fmt: skip
     print(f"  required (no slower, at most half the memory): {'met' if f['meets_required'] else 'NOT met'}; "
           f"target (3x faster in each): {'met' if f['meets_target'] else 'not met'}; "
           f"stretch: {'met' if f['meets_stretch'] else 'not met'}")  # fmt: skip
@@ -224,6 +265,10 @@ def main() -> None:
     parser.add_argument(
         "--checkpointing", action="store_true",
         help="forward + backward with model.activation_checkpointing: true (less memory, one more forward)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--compile", action="store_true",
+        help="also time the forward passes with ictal.models.compiled (torch.compile of the Mamba2 layers; CPU)",
     )  # fmt: skip
     parser.add_argument("--gpu-only", action="store_true", help="skip the CPU figures (with a CUDA device)")
     parser.add_argument("--omp-passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE (shared, loaded cores)")
@@ -250,7 +295,8 @@ def main() -> None:
     if args.gpu_only and not cuda:
         sys.exit("--gpu-only needs a CUDA device")
     load_before = os.getloadavg()[0]
-    cpu = {} if args.gpu_only else {name: run_in_subprocess(name, "cpu", args) for name in CONFIGS}
+    names = [*CONFIGS, *(COMPILED_CONFIGS if args.compile else ())]
+    cpu = {} if args.gpu_only else {name: run_in_subprocess(name, "cpu", args) for name in names}
     figures: dict[str, Any] = {
         "threads": args.threads,
         "activation_checkpointing": args.checkpointing,

@@ -81,7 +81,13 @@ class _TimeUp(Exception):
 
 
 def run_worker(
-    preset: str, edf: Path, out: Path, chunk_s: float, batch_size: int | None, max_minutes: float | None = None
+    preset: str,
+    edf: Path,
+    out: Path,
+    chunk_s: float,
+    batch_size: int | None,
+    max_minutes: float | None = None,
+    compiled: bool = False,
 ) -> dict[str, Any]:
     """One preset in this process: predict the recording and write its outputs; timing and peak RSS.
 
@@ -98,7 +104,7 @@ def run_worker(
     torch.manual_seed(0)
     model = build_v3(cfg.model).eval()
     threshold = resolve_threshold(cfg.post)
-    predict_cfg = PredictConfig(chunk_s=chunk_s, batch_size=batch_size)
+    predict_cfg = PredictConfig(chunk_s=chunk_s, batch_size=batch_size, compile=compiled)
     progress = {"done": 0, "total": 0}
     start = time.perf_counter()
 
@@ -118,6 +124,13 @@ def run_worker(
         figures.update(hours=scored * chunk_s / 3600.0, n_events=None, partial=True)
     figures["seconds"] = time.perf_counter() - start
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    if compiled:
+        from ictal.models.compiled import compiled_runner
+
+        runner = compiled_runner(model)
+        figures["compiled"] = None if runner is None else {
+            "blocks": runner.blocks, "eager_blocks": runner.eager_blocks, "failed": runner.disabled
+        }  # fmt: skip
     return figures
 
 
@@ -136,6 +149,9 @@ def main() -> None:
         "--max-minutes", type=float, default=None,
         help="stop each preset after this long and report the part done (marked partial in the output and JSON)",
     )  # fmt: skip
+    parser.add_argument(
+        "--compile", action="store_true", help="predict with the Mamba2 layers compiled (ictal predict --compile)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one preset, print its JSON
     parser.add_argument("--edf", type=Path, help=argparse.SUPPRESS)
@@ -143,10 +159,13 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.worker:
-        print(json.dumps(run_worker(args.worker, args.edf, args.out, args.chunk_s, args.batch_size, args.max_minutes)))
+        figures = run_worker(
+            args.worker, args.edf, args.out, args.chunk_s, args.batch_size, args.max_minutes, args.compile
+        )
+        print(json.dumps(figures))
         return
 
-    results: dict[str, float] = {"hours": args.hours}
+    results: dict[str, Any] = {"hours": args.hours, "compiled": args.compile}
     hours_of = {p: args.hours for p in args.presets}
     if args.base_hours is not None and "base" in hours_of:
         hours_of["base"] = results["base_hours"] = args.base_hours
@@ -164,6 +183,7 @@ def main() -> None:
                 cmd += ["--batch-size", str(args.batch_size)]
             if args.max_minutes is not None:
                 cmd += ["--max-minutes", str(args.max_minutes)]
+            cmd += ["--compile"] if args.compile else []
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 sys.exit(f"{preset} failed:\n{proc.stderr[-3000:]}")
@@ -181,7 +201,8 @@ def main() -> None:
             print(
                 f"{preset}: {got['hours']:.2f} h of EEG in {got['seconds']:.1f} s = {rate:.4f} h EEG/s "
                 f"({3600 * rate:.0f}x real time; 24 h would take {24 / rate / 60:.1f} min), peak RSS "
-                f"{got['peak_rss_mb']:.0f} MB, {done}, {got['threads']} threads",
+                f"{got['peak_rss_mb']:.0f} MB, {done}, {got['threads']} threads"
+                + (f", compiled Mamba2 inference {got['compiled']}" if args.compile else ""),
                 flush=True,
             )
     windows_24h = (24 * 3600 - 60) // 10 + 1

@@ -217,6 +217,8 @@ class Mamba2(nn.Module):
         self.conv_dim = d_inner + 2 * ngroups * d_state
         self.use_kernels = use_kernels
         self.recompute_above_mb = recompute_above_mb
+        #: Set by `ictal.models.compiled.compile_inference`: runs inference calls compiled where it applies.
+        self.compiled_inference: Callable[[Mamba2, Tensor], Tensor | None] | None = None
 
         self.in_proj = nn.Linear(d_model, 2 * d_inner + 2 * ngroups * d_state + nheads, bias=False)
         self.conv1d = nn.Conv1d(
@@ -343,6 +345,10 @@ class Mamba2(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"Mamba2 expects (B, L, {self.d_model}) input, got {tuple(x.shape)}")
         kernels = self._kernels_for(x)
+        if self.compiled_inference is not None and kernels is None and state is None and not return_state:
+            out = self.compiled_inference(self, x)
+            if out is not None:
+                return out
         block = x.shape[0] if kernels is not None else self.block_sequences(x.shape[1])
         run = self._forward_block
         if kernels is None and torch.is_grad_enabled() and self.recomputes(x):
