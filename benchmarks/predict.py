@@ -19,7 +19,10 @@ partial: the rate over the hours scored so far, the first pass over the whole fi
 so far). Throughput and memory do not depend on the length: memory is bounded by the chunk, the point of the
 design, checked by ``tests/test_chunked_preprocess.py`` / ``tests/test_stream.py`` and by tiny's 24 h figure here.
 
-    python benchmarks/predict.py [--hours 24] [--base-hours 1] [--max-minutes M] [--presets tiny base]
+``--compile`` predicts with the Mamba2 scan compiled (``ictal predict --compile``); the JSON then says
+``"compiled": true`` and each preset's line how many blocks ran compiled.
+
+    python benchmarks/predict.py [--hours 24] [--base-hours 1] [--max-minutes M] [--presets tiny base] [--compile]
                                  [--chunk-s 300] [--json out.json]
 
 JSON keys: ``base_h_eeg_per_s``, ``base_peak_rss_mb``, ``tiny_h_eeg_per_s``, ``tiny_peak_rss_mb``, ``hours`` (and
