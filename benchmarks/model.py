@@ -122,11 +122,9 @@ def run_config(
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = build_v3(model_config(preset, model_overrides, checkpointing if backward else None)).to(device)
-    runner = None
-    if name in COMPILED_CONFIGS:
-        from ictal.models.compiled import compile_inference
+    from ictal.models.compiled import compile_inference
 
-        runner = compile_inference(model)
+    runner = compile_inference(model) if name in COMPILED_CONFIGS else None
     x = torch.randn(batch, 19, WINDOW_SAMPLES, device=device)
     model.train(backward)
 
@@ -149,8 +147,6 @@ def run_config(
     walls, cpus, eager_walls = [], [], []
     for _ in range(repeats):
         if runner is not None:  # the eager path timed in turn with the compiled one: a ratio free of drift
-            from ictal.models.compiled import compile_inference
-
             compile_inference(model, enabled=False)
             eager_walls.append(timed()[0])
             compile_inference(model, runner=runner)
@@ -219,7 +215,7 @@ def summarise(results: dict[str, dict[str, Any]], prefix: str = "") -> dict[str,
     out["meets_required"] = min(speedups) >= 1.0 and out["peak_rss_fraction"] <= 0.5
     out["meets_target"] = min(speedups) >= TARGET_SPEEDUP and out["peak_rss_fraction"] <= 0.5
     out["meets_stretch"] = out["s_per_hour_eeg"] <= STRETCH_S_PER_HOUR
-    for name in ("compiled_fwd_b1", "compiled_fwd_b8"):
+    for name in COMPILED_CONFIGS:
         if name in results:
             one, ref = results[name], REFERENCE_FWD_B1_S if name.endswith("b1") else REFERENCE_FWD_B4_S
             out[f"{name}_s_per_window"] = one["s_per_window"]

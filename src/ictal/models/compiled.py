@@ -36,29 +36,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ictal.models.mamba2 import Mamba2
-from ictal.models.ssd import factorised_span_limit
+from ictal.models.ssd import factorised_scalings, factorised_span_limit
 
 __all__ = ["CompiledInference", "chunk_factors", "compile_inference", "compiled_runner", "scan_and_gate"]
 
 
 def chunk_factors(dt: Tensor, a_log: Tensor, chunk: int) -> tuple[tuple[Tensor, ...], float]:
-    """The factorised scan's per-step and per-chunk scalings (see ``ssd._scan_factorised``), one number per head.
-
-    dt: (S, L, H), L a multiple of ``chunk``; a_log: (H,). Returns (scale_in, scale_out (S, nc, Q, H); produced,
-    decay, entering (S, nc, H)) and the largest decay range of a chunk: the factors are within exp(+-range/2), so
+    """The factorised scan's scalings (``ssd.factorised_scalings``) for step sizes dt (S, L, H), L a multiple of
+    ``chunk``, and a_log (H,); and the largest decay range of a chunk: the factors are within exp(+-range/2), so
     they are safe only if that is within ``factorised_span_limit``. Run eagerly: TorchInductor would recompute
     these exponentials for every channel that a scaling multiplies.
     """
     s, length, nheads = dt.shape
     loga = (dt * -torch.exp(a_log)).view(s, length // chunk, chunk, nheads)  # decay logs, <= 0
     cs = F.pad(torch.cumsum(loga[:, :, 1:], dim=2), (0, 0, 1, 0))  # from each chunk's first step
-    span = cs[:, :, -1]  # (S, nc, H)
-    ref = 0.5 * span
-    first = loga[:, :, 0]
-    scale_in = torch.exp(ref.unsqueeze(2) - cs).mul_(dt.view(loga.shape))
-    scale_out = torch.exp(cs - ref.unsqueeze(2))
-    factors = (scale_in, scale_out, torch.exp(ref), torch.exp(first + span), torch.exp(first + ref))
-    return factors, float(-span.min()) if span.numel() else 0.0
+    max_span = float(-cs[:, :, -1].min()) if cs.numel() else 0.0
+    return factorised_scalings(loga, cs, dt), max_span
 
 
 def scan_and_gate(

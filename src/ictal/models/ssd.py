@@ -38,7 +38,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["backward_without_autocast", "factorised_span_limit", "segsum", "ssd_chunked_scan", "scan_dtype"]
+__all__ = [
+    "backward_without_autocast",
+    "factorised_scalings",
+    "factorised_span_limit",
+    "segsum",
+    "ssd_chunked_scan",
+    "scan_dtype",
+]
 
 # Chunks whose states are passed with one decay-matrix product on the segment-sum path; longer sequences loop
 # over such blocks, so the cost stays linear in the number of chunks.
@@ -148,6 +155,27 @@ def ssd_chunked_scan(
     return y.to(out_dtype), final
 
 
+def factorised_scalings(loga: Tensor, cs: Tensor, dt: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The factorised scan's per-step and per-chunk scalings, one number per step or chunk and head.
+
+    loga: (B, nc, Q, H) decay logs; cs: (B, nc, Q, H) their cumulative sums from each chunk's first step
+    (cs[:, :, 0] = 0); dt: (B, nc * Q, H). Returns scale_in, scale_out (B, nc, Q, H) and w_produced, w_decay,
+    w_entering (B, nc, H):
+
+        y_l = exp(cs_l - r) * [sum_{s<=l} (C_l . B_s) u_s + C_l . E]     u_s = exp(r - cs_s) dt_s x_s
+        E   = (state entering the chunk) * exp(loga_0 + r)              r = span / 2, span = cs_{Q-1}
+        the state a chunk produces is exp(r) * B^T u; the state decays by exp(loga_0 + span) across a chunk.
+
+    Every factor lies within exp(+-span / 2), so within exp(+-limit / 2) on the factorised path.
+    """
+    span = cs[:, :, -1]  # (B, nc, H): decay log across the chunk after its first step
+    ref = 0.5 * span
+    first = loga[:, :, 0]
+    scale_in = torch.exp(ref.unsqueeze(2) - cs) * dt.view(loga.shape)
+    scale_out = torch.exp(cs - ref.unsqueeze(2))
+    return scale_in, scale_out, torch.exp(ref), torch.exp(first + span), torch.exp(first + ref)
+
+
 def _scan_factorised(
     x: Tensor, dt: Tensor, loga: Tensor, cs: Tensor, b: Tensor, c: Tensor, initial: Tensor | None
 ) -> tuple[Tensor, Tensor]:
@@ -165,19 +193,10 @@ def _scan_factorised(
     headdim = x.shape[-1]
     g, n = b.shape[2], b.shape[3]
     hg = nheads // g
-    span = cs[:, :, -1]  # (B, nc, H): decay log across the chunk after its first step, >= -limit
-    ref = 0.5 * span
-    first = loga[:, :, 0]
-    # y_l = exp(cs_l - r) * [sum_{s<=l} (C_l . B_s) u_s + C_l . E] with u_s = exp(r - cs_s) dt_s x_s and E the
-    # state entering the chunk times exp(loga_0 + r); the state a chunk produces is exp(r) * B^T u; the state
-    # decays by exp(loga_0 + span) across a chunk. Every factor lies within exp(+-limit / 2).
-    grouped = (batch, nc, q, g, hg)
-    scale_in = (torch.exp(ref.unsqueeze(2) - cs) * dt.view(batch, nc, q, nheads)).view(grouped)
-    scale_out = torch.exp(cs - ref.unsqueeze(2)).view(grouped)
-    chunk = (batch, nc, g, hg)
-    w_produced = torch.exp(ref).view(chunk)
-    w_decay = torch.exp(first + span).view(chunk)
-    w_entering = torch.exp(first + ref).view(chunk)
+    scale_in, scale_out, w_produced, w_decay, w_entering = factorised_scalings(loga, cs, dt)
+    grouped, chunk = (batch, nc, q, g, hg), (batch, nc, g, hg)
+    scale_in, scale_out = scale_in.view(grouped), scale_out.view(grouped)
+    w_produced, w_decay, w_entering = w_produced.view(chunk), w_decay.view(chunk), w_entering.view(chunk)
     if initial is not None:
         initial = initial.view(batch, g, hg, headdim, n).permute(0, 1, 4, 2, 3)  # (B, G, N, Hg, P)
     y, final = _FactorisedScan.apply(
