@@ -382,3 +382,44 @@ def test_recomputed_blocks_and_backward_follow_the_forwards_autocast(backward_in
     for k in kept:
         assert torch.isfinite(kept[k]).all(), k
         assert_close(recomputed[k], kept[k], rtol=1e-4, atol=1e-4 * float(kept[k].abs().max()), msg=k)
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_bimamba_recomputes_norm_and_both_directions_from_its_input(autocast: bool) -> None:
+    # A large training call keeps only the block's input: not the norm's output and its time-reversed copy too.
+    bi = bi_block(recompute_above_mb=None).float()
+    with torch.no_grad():
+        bi.norm.weight.uniform_(0.5, 1.5)
+    x = torch.randn(5, 40, 12)
+
+    def run(recompute_above_mb: float | None) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, int]:
+        for layer in (bi.mamba_forward, bi.mamba_reverse):
+            layer.recompute_above_mb = recompute_above_mb
+        bi.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        kept: set[int] = set()
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            kept.add(t.untyped_storage().data_ptr())
+            return t
+
+        with (
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast),
+        ):
+            out = bi(xi)
+        (out.float() * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        assert xi.grad is not None
+        grads = {k: p.grad.clone() for k, p in bi.named_parameters() if p.grad is not None}
+        return out.detach().float(), grads, xi.grad, len(kept)
+
+    out, grads, grad_x, n_kept = run(None)
+    out_r, grads_r, grad_x_r, n_kept_r = run(0.0)
+    assert n_kept_r == 1 < n_kept  # only x
+    assert grads.keys() == grads_r.keys() == {k for k, _ in bi.named_parameters()}
+    tol = {"rtol": 2e-2, "atol": 2e-2} if autocast else {"rtol": 1e-5, "atol": 1e-6}
+    assert_close(out_r, out, **tol)
+    assert_close(grad_x_r, grad_x, **tol)
+    for k in grads:
+        scale = float(grads[k].abs().max())
+        assert_close(grads_r[k], grads[k], rtol=tol["rtol"], atol=tol["atol"] * max(scale, 1e-3), msg=k)

@@ -16,7 +16,8 @@ the input is a CUDA float32/float16/bfloat16 tensor; `use_kernels=False` always 
 `use_kernels=True` requires the kernels and raises otherwise. `mamba_backend()` names the active path.
 
 The PyTorch path is written for CPU memory traffic, which is where its time goes (the layers' arithmetic is
-small): sequences run in blocks that stay in the caches; the causal conv + SiLU and the gated norm + out_proj
+small): sequences run in blocks that stay in the caches (BiMamba2: norm and both directions per block), shared among
+worker threads when there are many (`ictal.models.parallel`); the causal conv + SiLU and the gated norm + out_proj
 are autograd Functions with hand-written backward passes (fewer passes over the activations than autograd's);
 the scan is `ssd.ssd_chunked_scan` (its factorised path: one C B^T per chunk shared by all heads); large training
 calls recompute their blocks in the backward pass instead of keeping their activations (`recompute_above_mb`).
@@ -26,6 +27,7 @@ Every broadcast runs along a long contiguous axis: CPU kernels slow down several
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
+from ictal.models.parallel import map_blocks
 from ictal.models.ssd import backward_without_autocast, scan_dtype, ssd_chunked_scan
 
 __all__ = [
@@ -121,9 +124,9 @@ class Mamba2State:
         """The same state cut from the autograd graph (for truncated backpropagation across chunks)."""
         return Mamba2State(conv=self.conv.detach(), ssm=self.ssm.detach())
 
-    def split(self, size: int) -> list[Mamba2State]:
-        """The states of consecutive groups of `size` streams (views)."""
-        return [Mamba2State(conv=c, ssm=s) for c, s in zip(self.conv.split(size), self.ssm.split(size), strict=True)]
+    def split(self, sizes: int | list[int]) -> list[Mamba2State]:
+        """The states of consecutive groups of streams (views): of `sizes` streams each, or of the sizes listed."""
+        return [Mamba2State(conv=c, ssm=s) for c, s in zip(self.conv.split(sizes), self.ssm.split(sizes), strict=True)]
 
     @staticmethod
     def concat(states: list[Mamba2State]) -> Mamba2State:
@@ -338,10 +341,11 @@ class Mamba2(nn.Module):
         """x: (B, L, d_model) -> (B, L, d_model). With `state`, continues a stream from it; with
         `return_state`, also returns the state after the last step (feed it to the next chunk's call).
 
-        On the PyTorch path a large batch runs in blocks of sequences (`block_sequences`): every intermediate
+        On the PyTorch path a large batch runs in blocks of sequences (`block_sizes`): every intermediate
         of a block stays in the CPU caches and out of freshly mapped memory, which made the layer several
-        times faster on CPU than one pass over the whole batch. Sequences are independent, so the result is
-        the same."""
+        times faster on CPU than one pass over the whole batch; calls with many blocks share them among worker
+        threads (`ictal.models.parallel.map_blocks`). Sequences are independent, so the result is the same up to
+        float rounding."""
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"Mamba2 expects (B, L, {self.d_model}) input, got {tuple(x.shape)}")
         kernels = self._kernels_for(x)
@@ -349,20 +353,22 @@ class Mamba2(nn.Module):
             out = self.compiled_inference(self, x)
             if out is not None:
                 return out
-        block = x.shape[0] if kernels is not None else self.block_sequences(x.shape[1])
+        sizes = [x.shape[0]] if kernels is not None else self.block_sizes(x.shape[0], x.shape[1])
         run = self._forward_block
         if kernels is None and torch.is_grad_enabled() and self.recomputes(x):
             if state is None and not return_state:
-                return _RecomputedBlocks.apply(self, block, x, *self._trainable())
+                return _RecomputedBlocks.apply(self._output_of_block, sizes, x, *self._trainable())
             run = self._forward_block_recomputed
-        if block >= x.shape[0]:
+        if len(sizes) == 1:
             out, after = run(x, state, kernels)
         else:
             # split (not indexing): its backward is one concatenation, not a full-size scatter per block.
-            blocks = x.split(block)
-            states = [None] * len(blocks) if state is None else state.split(block)
-            pieces = [run(xb, sb, None) for xb, sb in zip(blocks, states, strict=True)]
+            blocks = x.split(sizes)
+            states = [None] * len(blocks) if state is None else state.split(sizes)
+            pieces = map_blocks(lambda pair: run(*pair, None), list(zip(blocks, states, strict=True)), x.device)
             out = torch.cat([piece[0] for piece in pieces])
+            if not return_state:
+                return out
             after = Mamba2State.concat([piece[1] for piece in pieces])
         if return_state:
             return out, after
@@ -382,6 +388,9 @@ class Mamba2(nn.Module):
 
     def _trainable(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+    def _output_of_block(self, x: Tensor) -> Tensor:
+        return self._forward_block(x, None, None)[0]
 
     def _forward_block_recomputed(
         self, x: Tensor, state: Mamba2State | None, kernels: MambaKernels | None
@@ -404,6 +413,14 @@ class Mamba2(nn.Module):
         (the largest intermediate, length x (2 d_inner + 2 G N + H) per sequence) within `_BLOCK_ELEMENTS`."""
         per_sequence = max(1, length) * self.in_proj.out_features
         return max(1, _BLOCK_ELEMENTS // per_sequence)
+
+    def block_sizes(self, batch: int, length: int) -> list[int]:
+        """How the PyTorch path splits `batch` sequences of length `length` into blocks, in order: as few as keep
+        each within `block_sequences`, with sizes that differ by at most one (so that workers sharing them get the
+        same work)."""
+        blocks = max(1, min(batch, -(-batch // self.block_sequences(length))))
+        base, extra = divmod(batch, blocks)
+        return [base + 1] * extra + [base] * (blocks - extra)
 
     def _forward_block(
         self, x: Tensor, state: Mamba2State | None, kernels: MambaKernels | None
@@ -456,24 +473,38 @@ class Mamba2(nn.Module):
         return out, Mamba2State(conv=window[..., 1:], ssm=h)
 
 
-class _RecomputedBlocks(torch.autograd.Function):
-    """A Mamba2 layer (PyTorch path, no streaming state) that keeps only its input for the backward pass.
+def _blockwise(run_block: Callable[[Tensor], Tensor], sizes: list[int], x: Tensor) -> Tensor:
+    """`run_block` (a function of independent sequences, output shaped as its input) over x (B, L, D) in blocks of
+    `sizes` sequences on `map_blocks`' workers, each block written into one preallocated output. No autograd."""
+    out = x.new_empty(x.shape)
 
-    Forward: each block of sequences runs without autograd and writes its output into one preallocated
-    (B, L, d_model) tensor, so nothing but the input and that output outlives a block. Backward: block by block,
-    the block is run again with autograd and differentiated with respect to its input and the layer's
-    parameters; the parameter gradients are summed over blocks. Activation memory is one block's, for one extra
-    forward pass. Inputs: the layer, the block size (sequences), x (B, L, d_model) and the layer's trainable
-    parameters (listed so that autograd routes their gradients here).
+    def run(pair: tuple[Tensor, Tensor]) -> None:
+        pair[1].copy_(run_block(pair[0]))
+
+    map_blocks(run, list(zip(x.split(sizes), out.split(sizes), strict=True)), x.device)
+    return out
+
+
+class _RecomputedBlocks(torch.autograd.Function):
+    """A function of independent sequences, run block by block, that keeps only its input for the backward pass.
+
+    Inputs: `run_block` maps a block of sequences (b, L, D) to its output of the same shape (a Mamba2 layer's
+    PyTorch path, or a whole BiMamba2 layer); the block sizes (sequences, `Mamba2.block_sizes`); x (B, L, D); the
+    trainable parameters `run_block` uses (listed so that autograd routes their gradients here).
+    Forward: each block runs without autograd and writes its output into one preallocated (B, L, D) tensor, so
+    nothing but the input and that output outlives a block. Backward: block by block, the block is run again with
+    autograd and differentiated with respect to its input and the parameters; the parameter gradients are summed
+    over blocks in order. Blocks run on the worker threads of `map_blocks`, so activation memory is one block's per
+    worker, for one extra forward pass.
     """
 
     @staticmethod
-    def forward(ctx: Any, layer: Mamba2, block: int, x: Tensor, *params: Tensor) -> Tensor:
-        out = x.new_empty(x.shape)
+    def forward(
+        ctx: Any, run_block: Callable[[Tensor], Tensor], sizes: list[int], x: Tensor, *params: Tensor
+    ) -> Tensor:
         with torch.no_grad():
-            for xb, ob in zip(x.split(block), out.split(block), strict=True):
-                ob.copy_(layer._forward_block(xb, None, None)[0])
-        ctx.layer, ctx.block = layer, block
+            out = _blockwise(run_block, sizes, x)
+        ctx.run_block, ctx.sizes, ctx.params = run_block, sizes, params
         # The recomputation must run as the forward did: under its autocast state, not the backward caller's.
         device = x.device.type
         ctx.autocast = (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
@@ -484,23 +515,30 @@ class _RecomputedBlocks(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         (x,) = ctx.saved_tensors
-        layer, block = ctx.layer, ctx.block
-        params = layer._trainable()
+        params = list(ctx.params)
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[2] else None
-        grad_params: list[Tensor | None] = [None] * len(params)
         device, autocast_on, autocast_dtype = ctx.autocast
-        for i, (xb, gb) in enumerate(zip(x.split(block), grad_out.split(block), strict=True)):
+        starts = [0, *itertools.accumulate(ctx.sizes)][:-1]
+
+        def run(bounds: tuple[int, int]) -> tuple[Tensor | None, ...]:
+            i, n = bounds
             with torch.enable_grad(), torch.autocast(device, dtype=autocast_dtype, enabled=autocast_on):
-                xb = xb.detach().requires_grad_(grad_x is not None)
-                ob = layer._forward_block(xb, None, None)[0]
+                xb = x[i : i + n].detach().requires_grad_(grad_x is not None)
+                ob = ctx.run_block(xb)
                 wrt = ([xb] if grad_x is not None else []) + params
-                grads = torch.autograd.grad(ob, wrt, gb, allow_unused=True)
-            if grad_x is not None:
-                grad_x[i * block : i * block + xb.shape[0]] = grads[0]
-                grads = grads[1:]
+                grads = torch.autograd.grad(ob, wrt, grad_out[i : i + n], allow_unused=True)
+            if grad_x is None:
+                return grads
+            grad_x[i : i + n] = grads[0]
+            return grads[1:]
+
+        # Summed in block order, whichever worker finished first: the same sum as a serial loop's.
+        grad_params: list[Tensor | None] = [None] * len(params)
+        for grads in map_blocks(run, list(zip(starts, ctx.sizes, strict=True)), x.device):
             for j, g in enumerate(grads):
+                total = grad_params[j]
                 if g is not None:
-                    grad_params[j] = g if grad_params[j] is None else grad_params[j] + g
+                    grad_params[j] = g if total is None else total + g
         return (None, None, grad_x, *grad_params)
 
 
@@ -656,6 +694,22 @@ class BiMamba2(nn.Module):
         self.mamba_reverse = Mamba2(d_model, **mamba_kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
+        layer = self.mamba_forward
+        if layer._kernels_for(x) is not None or layer.compiled_inference is not None:
+            return self._block(x)
+        # PyTorch path: blocks of sequences through the norm and both directions, each block in the caches.
+        sizes = layer.block_sizes(x.shape[0], x.shape[1])
+        if not torch.is_grad_enabled():
+            return _blockwise(self._block, sizes, x)
+        if layer.recomputes(x):
+            # A large training call (see Mamba2's recompute_above_mb): each block, norm and both directions, is
+            # recomputed in the backward pass from its input, the one tensor kept (the norm's output and its
+            # time-reversed copy would be two more of the same size).
+            params = [p for p in self.parameters() if p.requires_grad]
+            return _RecomputedBlocks.apply(self._block, sizes, x, *params)
+        return self._block(x)
+
+    def _block(self, x: Tensor) -> Tensor:
         h = norm_in_float32(self.norm, x)
         return x + self.mamba_forward(h) + self.mamba_reverse(h.flip(1)).flip(1)
 
