@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["tiny", "base"], choices=["tiny", "base"])
     parser.add_argument("--source-minutes", type=float, default=10.0, help="synthetic EEG repeated to the length")
     parser.add_argument("--chunk-s", type=float, default=300.0, help="predict's chunk (seconds of EEG per step)")
-    parser.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default: 1 on CPU)")
+    parser.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default: predict's, 8)")
     parser.add_argument(
         "--max-minutes", type=float, default=None,
         help="stop each preset after this long and report the part done (marked partial in the output and JSON)",

@@ -45,9 +45,7 @@ def predict(
     fa_target: float = typer.Option(10.0, "--fa-target", help="Which of its thresholds: 10, 5, 2.5 or 1 FA/24h."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     chunk_s: float = typer.Option(300.0, "--chunk-s", min=1.0, help="Seconds of EEG processed per step."),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", min=1, help="Windows per forward pass (default: 8 on a GPU, 1 on a CPU)."
-    ),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Windows per forward pass (default: 8)."),
     scoring: str = typer.Option("auto", "--scoring", help="auto, windows or continuous (streamable models)."),
     plot_events: int = typer.Option(4, "--plot-events", min=0, help="Event panels in each picture."),
     compile: bool = typer.Option(

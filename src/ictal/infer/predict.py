@@ -86,6 +86,10 @@ BACKGROUND_EVENT_TYPE = "bckg"
 TSV_COLUMNS = ("onset", "duration", "eventType", "confidence", "channels", "dateTime", "recordingDuration")
 
 
+#: Windows per forward pass when ``PredictConfig.batch_size`` is None.
+DEFAULT_BATCH_SIZE = 8
+
+
 @pydantic.with_config(pydantic.ConfigDict(extra="forbid"))
 @dataclass
 class PredictConfig:
@@ -93,8 +97,9 @@ class PredictConfig:
 
     #: Seconds of EEG read, preprocessed and scored per step: memory scales with this, not with the recording.
     chunk_s: Annotated[float, pydantic.Field(gt=0)] = 300.0
-    #: Windows per forward pass (windowed scoring); None: 8 on a GPU, 1 on a CPU, where a batch of base windows
-    #: costs memory (0.42 GB peak at 1, 0.83 GB at 4) without making a window cheaper.
+    #: Windows per forward pass (windowed scoring); None: :data:`DEFAULT_BATCH_SIZE`, 8, on a GPU and on a CPU (base on
+    #: 2 cores: 1.1-1.4x the rate of batch 1, whose blocks are too few to share among threads; peak RSS 0.95 GB
+    #: against 0.52 GB, benchmarks/predict.py --batch-size).
     batch_size: Annotated[int, pydantic.Field(ge=1)] | None = None
     #: ``auto``: continuous for a streamable model, overlapping windows otherwise; or force one.
     scoring: ScoringMode = "auto"
@@ -218,11 +223,9 @@ class RecordingPrediction:
         return float(self.trace.max()) if self.trace.size else 0.0
 
 
-def batch_size_for(batch_size: int | None, device: str | torch.device) -> int:
-    """``batch_size``, or when None the default for ``device``: 8 on a GPU, 1 on a CPU."""
-    if batch_size is not None:
-        return batch_size
-    return 8 if torch.device(device).type == "cuda" else 1
+def batch_size_for(batch_size: int | None) -> int:
+    """``batch_size``, or when None the default, :data:`DEFAULT_BATCH_SIZE`."""
+    return DEFAULT_BATCH_SIZE if batch_size is None else batch_size
 
 
 def output_name(path: Path) -> str:
@@ -305,7 +308,7 @@ def _predict_source(
     window, stride = window_samples(cfg)
     trace, scoring = scored_trace(
         model, source, cfg.preprocess, window=window, stride=stride, chunk_s=predict.chunk_s,
-        batch_size=batch_size_for(predict.batch_size, device), scoring=predict.scoring, device=device,
+        batch_size=batch_size_for(predict.batch_size), scoring=predict.scoring, device=device,
         on_chunk=on_chunk,
     )  # fmt: skip
     return RecordingPrediction(
