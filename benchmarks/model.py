@@ -23,6 +23,10 @@ by several times from run to run, at about 1.4x the idle machine's time for the 
 stream's Mamba on similarities averaged over 4 frames (adjacency updated at 4 Hz instead of 16 Hz), which halves
 the base forward pass on CPU. The figures name the overrides; the default is the V3 design of system.md.
 
+``--serial-blocks`` also times the three base configurations with ``ICTAL_BLOCK_WORKERS=1``: the Mamba2 layers'
+blocks of sequences in the calling thread, as before :mod:`ictal.models.parallel` shared them among worker
+threads; each right after ours, in its own process; ``*_vs_serial_blocks`` is its time over ours.
+
 ``--compile`` also times the two forward configurations with the Mamba2 layers' inference compiled
 (:mod:`ictal.models.compiled`, ``torch.compile``; ``ictal predict --compile``), each in its own process, and prints
 them beside the eager figures: ``compiled_fwd_b1_s_per_window``, ``compiled_fwd_b8_s_per_window``, their
@@ -45,7 +49,8 @@ reference, the nearest published figure.
 With a CUDA device (``--device auto`` finds it) the three base configurations also run on the GPU, with the
 mamba_ssm kernels where installed, and report peak GPU memory (``torch.cuda.max_memory_allocated``).
 
-    python benchmarks/model.py [--threads 2] [--repeats 2] [--device auto|cpu|cuda] [--compile] [--json out.json]
+    python benchmarks/model.py [--threads 2] [--repeats 2] [--device auto|cpu|cuda] [--compile] [--serial-blocks]
+                               [--json out.json]
 
 JSON (one flat object): ``fwd_b1_s_per_window``, ``fwd_b8_s_per_window``, ``fwdbwd_b4_s_per_window``,
 ``h_eeg_per_s``, ``peak_rss_mb`` (MiB, of the forward + backward run), ``mamba_path``, their ratios to the reference
@@ -69,6 +74,8 @@ if "--omp-passive" in sys.argv:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read by OpenMP when torch loads
 
 import torch  # noqa: E402
+
+from ictal.models.parallel import WORKERS_ENV  # noqa: E402
 
 WINDOW_S = 60
 WINDOW_SAMPLES = WINDOW_S * 256
@@ -172,13 +179,15 @@ def run_config(
     return figures
 
 
-def run_in_subprocess(name: str, device: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_in_subprocess(
+    name: str, device: str, args: argparse.Namespace, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", name, "--worker-device", device, "--threads", str(args.threads)]
     cmd += ["--repeats", str(args.repeats)] + (["--checkpointing"] if args.checkpointing else [])
     cmd += ["--omp-passive"] if args.omp_passive else []
     for item in args.model:
         cmd += ["--model", item]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})})
     if proc.returncode != 0:
         sys.exit(f"{name} on {device} failed:\n{proc.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -283,6 +292,10 @@ def main() -> None:
         "--compile", action="store_true",
         help="also time the forward passes with ictal.models.compiled (torch.compile of the Mamba2 layers; CPU)",
     )  # fmt: skip
+    parser.add_argument(
+        "--serial-blocks", action="store_true",
+        help="also time the CPU configurations with ICTAL_BLOCK_WORKERS=1 (no worker threads), each in turn with ours",
+    )  # fmt: skip
     parser.add_argument("--gpu-only", action="store_true", help="skip the CPU figures (with a CUDA device)")
     parser.add_argument("--omp-passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE (shared, loaded cores)")
     parser.add_argument(
@@ -309,7 +322,12 @@ def main() -> None:
         sys.exit("--gpu-only needs a CUDA device")
     load_before = os.getloadavg()[0]
     names = [*CONFIGS, *(COMPILED_CONFIGS if args.compile else ())]
-    cpu = {} if args.gpu_only else {name: run_in_subprocess(name, "cpu", args) for name in names}
+    cpu: dict[str, dict[str, Any]] = {}
+    serial: dict[str, dict[str, Any]] = {}
+    for name in [] if args.gpu_only else names:
+        cpu[name] = run_in_subprocess(name, "cpu", args)
+        if args.serial_blocks and name in GPU_CONFIGS:  # right after ours: the two see the same machine
+            serial[name] = run_in_subprocess(name, "cpu", args, env={WORKERS_ENV: "1"})
     figures: dict[str, Any] = {
         "threads": args.threads,
         "activation_checkpointing": args.checkpointing,
@@ -320,6 +338,10 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         **(summarise(cpu) if cpu else {}),
     }
+    for name, one in serial.items():
+        figures[f"serial_blocks_{name}_s_per_window"] = one["s_per_window"]
+        figures[f"serial_blocks_{name}_peak_rss_mb"] = one["peak_rss_mb"]
+        figures[f"{name}_vs_serial_blocks"] = one["s_per_window"] / cpu[name]["s_per_window"]
     if cuda:
         gpu = {name: run_in_subprocess(name, "cuda", args) for name in GPU_CONFIGS}
         figures.update(summarise(gpu, prefix="gpu_"))
@@ -337,6 +359,11 @@ def main() -> None:
     )
     if cpu:
         report(figures, "", "CPU")
+    for name in serial:
+        ours, theirs = cpu[name]["s_per_window"], serial[name]["s_per_window"]
+        peak = serial[name]["peak_rss_mb"]
+        print(f"  {name} with {WORKERS_ENV}=1 (blocks in one thread, no workers), run right after ours: "
+              f"{theirs:.3f} s/window, peak {peak:.0f} MiB; ours {theirs / ours:.2f}x as fast")  # fmt: skip
     if cuda:
         report(figures, "gpu_", f"GPU ({figures['gpu_name']})")
     if args.json:

@@ -203,3 +203,17 @@ def test_bimamba_blocks_on_workers_equal_one_thread(two_threads: None, monkeypat
     assert len(grads) == len(serial_grads) == len(list(bi.parameters()))
     for a, b in zip(grads, serial_grads, strict=True):
         assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_workers_can_be_capped_by_the_environment(two_threads: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parallel.block_workers() == 2
+    monkeypatch.setenv("ICTAL_BLOCK_WORKERS", "1")
+    assert parallel.block_workers() == 1
+    main = threading.current_thread().name
+    assert parallel.map_blocks(lambda i: threading.current_thread().name, range(4), torch.device("cpu")) == [main] * 4
+    monkeypatch.setenv("ICTAL_BLOCK_WORKERS", "8")
+    assert parallel.block_workers() == 2
+    for bad in ("0", "two", ""):
+        monkeypatch.setenv("ICTAL_BLOCK_WORKERS", bad)
+        with pytest.raises(ValueError, match="ICTAL_BLOCK_WORKERS=.* is not a positive whole number; set it to 1"):
+            parallel.block_workers()
