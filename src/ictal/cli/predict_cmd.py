@@ -49,7 +49,9 @@ def predict(
     scoring: str = typer.Option("auto", "--scoring", help="auto, windows or continuous (streamable models)."),
     plot_events: int = typer.Option(4, "--plot-events", min=0, help="Event panels in each picture."),
     compile: bool = typer.Option(
-        False, "--compile", help="CPU: compile the Mamba2 scan (1.1-1.3x faster per window; needs gcc or clang)."
+        False,
+        "--compile",
+        help="CPU: compile the Mamba2 scan (1.2x faster per window at batch 1, not at 8; needs gcc or clang).",
     ),
 ) -> None:
     """Write <name>.csv_bi, <name>_events.tsv, <name>.json and <name>.png per recording; a summary at the end.
