@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 
@@ -217,3 +218,18 @@ def test_workers_can_be_capped_by_the_environment(two_threads: None, monkeypatch
         monkeypatch.setenv("ICTAL_BLOCK_WORKERS", bad)
         with pytest.raises(ValueError, match="ICTAL_BLOCK_WORKERS=.* is not a positive whole number; set it to 1"):
             parallel.block_workers()
+
+
+def test_capped_workers_leave_the_callers_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pool of a size no other test makes (3 workers), started by a caller with 5 intra-op threads.
+    monkeypatch.setattr(parallel, "MIN_BLOCKS_PER_WORKER", 1)
+    assert (os.getpid(), 3) not in parallel._pools
+    threads = torch.get_num_threads()
+    torch.set_num_threads(5)
+    try:
+        monkeypatch.setenv("ICTAL_BLOCK_WORKERS", "3")
+        names = parallel.map_blocks(lambda i: threading.current_thread().name, range(6), torch.device("cpu"))
+        assert all(name.startswith("ictal-blocks") for name in names) and len(set(names)) <= 3
+        assert torch.get_num_threads() == 5
+    finally:
+        torch.set_num_threads(threads)

@@ -5,14 +5,15 @@ Why: a Mamba2 layer's PyTorch path runs its sequences in small blocks that stay 
 matrix products that do not split well across intra-op threads. Blocks are independent, so each core can take
 whole blocks instead: one worker thread per intra-op thread the caller has, each computing with one thread.
 PyTorch's operators release the GIL while they compute, so the workers overlap outside their Python steps.
-Measured on 2 cores (``benchmarks/model.py``, separate processes alternated): the base model's forward + backward
-at batch 4 1.14-1.47x faster, its batch-8 forward 1.25-1.35x; its batch-1 forward, with only 8-14 blocks per layer,
-ran slower on workers, hence :data:`MIN_BLOCKS_PER_WORKER`.
+Measured on 2 cores (``benchmarks/model.py --serial-blocks`` and separate processes alternated): the base model's
+forward + backward at batch 4 1.14-1.47x faster, its batch-8 forward 1.11-1.34x; its batch-1 forward, with only
+7-14 blocks per layer, ran slower on workers, hence :data:`MIN_BLOCKS_PER_WORKER`.
 
 The workers run each block under the caller's grad mode, inference mode and CPU autocast state (those are
 per-thread in PyTorch). Results come back in the blocks' order, and every block is computed as it would be
-serially, so the result does not depend on the number of workers. Serial fallback: one intra-op thread, a single
-block, a non-CPU device, or a call from inside a worker.
+serially, so the result does not depend on the number of workers. Serial fallback: one intra-op thread (or
+``ICTAL_BLOCK_WORKERS=1``), fewer than :data:`MIN_BLOCKS_PER_WORKER` blocks per worker, a non-CPU device, or a call
+from inside a worker.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ R = TypeVar("R")
 WORKERS_ENV = "ICTAL_BLOCK_WORKERS"
 
 #: Fewest blocks per worker for which map_blocks uses the workers. With fewer, the last blocks leave a core idle
-#: and each block loses its intra-op threads: measured on 2 cores, the base model's batch-1 forward (8 and 14
-#: blocks per layer) ran slower on workers, batch 8 (52 and 106) 1.25-1.35x faster.
+#: and each block loses its intra-op threads: measured on 2 cores, the base model's batch-1 forward (7 and 14
+#: blocks per layer) ran slower on workers, batch 8 (51 and 106) 1.11-1.34x faster.
 MIN_BLOCKS_PER_WORKER = 8
 
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -82,13 +83,14 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
+            threads = torch.get_num_threads()
             pool = ThreadPoolExecutor(workers, thread_name_prefix="ictal-blocks", initializer=_start_worker)
             # Start every worker now (each runs its initializer once), then give the caller back its thread count:
             # torch.set_num_threads(1) in a worker also lowered the default for threads started afterwards.
             barrier = threading.Barrier(workers)
             for future in [pool.submit(barrier.wait) for _ in range(workers)]:
                 future.result()
-            torch.set_num_threads(workers)
+            torch.set_num_threads(threads)
             _pools[key] = pool
         return pool
 
