@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ictal.models.mamba2 import Mamba2
-from ictal.models.ssd import factorised_scalings, factorised_span_limit
+from ictal.models.ssd import chunk_decay_logs, factorised_scalings, factorised_span_limit
 
 __all__ = ["CompiledInference", "chunk_factors", "compile_inference", "compiled_runner", "scan_and_gate"]
 
@@ -47,10 +47,7 @@ def chunk_factors(dt: Tensor, a_log: Tensor, chunk: int) -> tuple[tuple[Tensor, 
     they are safe only if that is within ``factorised_span_limit``. Run eagerly: TorchInductor would recompute
     these exponentials for every channel that a scaling multiplies.
     """
-    s, length, nheads = dt.shape
-    loga = (dt * -torch.exp(a_log)).view(s, length // chunk, chunk, nheads)  # decay logs, <= 0
-    cs = F.pad(torch.cumsum(loga[:, :, 1:], dim=2), (0, 0, 1, 0))  # from each chunk's first step
-    max_span = float(-cs[:, :, -1].min()) if cs.numel() else 0.0
+    loga, cs, max_span = chunk_decay_logs(dt, -torch.exp(a_log), chunk)
     return factorised_scalings(loga, cs, dt), max_span
 
 

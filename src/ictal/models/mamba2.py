@@ -124,8 +124,8 @@ class Mamba2State:
         """The same state cut from the autograd graph (for truncated backpropagation across chunks)."""
         return Mamba2State(conv=self.conv.detach(), ssm=self.ssm.detach())
 
-    def split(self, sizes: int | list[int]) -> list[Mamba2State]:
-        """The states of consecutive groups of streams (views): of `sizes` streams each, or of the sizes listed."""
+    def split(self, sizes: list[int]) -> list[Mamba2State]:
+        """The states of consecutive groups of `sizes` streams (views)."""
         return [Mamba2State(conv=c, ssm=s) for c, s in zip(self.conv.split(sizes), self.ssm.split(sizes), strict=True)]
 
     @staticmethod

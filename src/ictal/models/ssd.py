@@ -40,6 +40,7 @@ from torch import Tensor
 
 __all__ = [
     "backward_without_autocast",
+    "chunk_decay_logs",
     "factorised_scalings",
     "factorised_span_limit",
     "segsum",
@@ -134,11 +135,9 @@ def ssd_chunked_scan(
         if nc == 0:  # an empty sequence: no output, the state passes unchanged
             final = x.new_zeros(batch, nheads, headdim, b.shape[3]) if initial_state is None else initial_state.to(f)
             return x.new_zeros(batch, 0, nheads, headdim).to(out_dtype), final
-        loga = (dt * a).view(batch, nc, chunk_size, nheads)  # decay logs, <= 0
-        # Cumulative decay log from each chunk's first step: cs[:, :, 0] = 0, cs[:, :, l] = sum(loga[1..l]).
-        cs = torch.nn.functional.pad(torch.cumsum(loga[:, :, 1:], dim=2), (0, 0, 1, 0))
+        loga, cs, max_span = chunk_decay_logs(dt, a, chunk_size)
         initial = None if initial_state is None else initial_state.to(f)
-        if -float(cs[:, :, -1].detach().min()) <= _SPAN_LIMIT[f]:
+        if max_span <= _SPAN_LIMIT[f]:
             y, final = _scan_factorised(x, dt, loga, cs, b, c, initial)
         else:
             y, final = _scan_by_segment_sums(x, dt, loga, b, c, initial)
@@ -153,6 +152,21 @@ def ssd_chunked_scan(
             inplace = not torch.is_grad_enabled() and y2.data_ptr() == y.data_ptr() and y2.is_contiguous()
             y = (y2.addcmul_(x2, skip) if inplace else torch.addcmul(y2, x2, skip)).view(batch, length, nheads, headdim)
     return y.to(out_dtype), final
+
+
+def chunk_decay_logs(dt: Tensor, a: Tensor, chunk: int) -> tuple[Tensor, Tensor, float]:
+    """The scan's decay logs per chunk, their cumulative sums, and the largest decay range of a chunk.
+
+    dt: (B, L, H) step sizes, L a multiple of ``chunk``; a: (H,) negative decay rates. Returns loga = dt * a and cs,
+    both (B, nc, chunk, H), with cs[:, :, 0] = 0 and cs[:, :, l] = sum(loga[:, :, 1..l]) (from each chunk's first
+    step), and the largest -cs[:, :, -1] over chunks and heads (0 for no chunks): the factorised scan is safe when
+    it is within `factorised_span_limit`.
+    """
+    batch, length, nheads = dt.shape
+    loga = (dt * a).view(batch, length // chunk, chunk, nheads)  # <= 0
+    cs = torch.nn.functional.pad(torch.cumsum(loga[:, :, 1:], dim=2), (0, 0, 1, 0))
+    max_span = -float(cs[:, :, -1].detach().min()) if cs.numel() else 0.0
+    return loga, cs, max_span
 
 
 def factorised_scalings(loga: Tensor, cs: Tensor, dt: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
