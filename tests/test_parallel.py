@@ -12,6 +12,7 @@ from torch.testing import assert_close
 
 import ictal.models.mamba2 as mamba2_module
 import ictal.models.parallel as parallel
+from ictal.errors import ConfigError
 from ictal.models.mamba2 import BiMamba2, Mamba2
 
 F64 = torch.float64
@@ -216,7 +217,7 @@ def test_workers_can_be_capped_by_the_environment(two_threads: None, monkeypatch
     assert parallel.block_workers() == 2
     for bad in ("0", "two", ""):
         monkeypatch.setenv("ICTAL_BLOCK_WORKERS", bad)
-        with pytest.raises(ValueError, match="ICTAL_BLOCK_WORKERS=.* is not a positive whole number; set it to 1"):
+        with pytest.raises(ConfigError, match="ICTAL_BLOCK_WORKERS=.* is not a positive whole number; set it to 1"):
             parallel.block_workers()
 
 

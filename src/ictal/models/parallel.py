@@ -27,6 +27,8 @@ from typing import TypeVar
 
 import torch
 
+from ictal.errors import ConfigError
+
 __all__ = ["MIN_BLOCKS_PER_WORKER", "WORKERS_ENV", "block_workers", "map_blocks"]
 
 T = TypeVar("T")
@@ -60,9 +62,12 @@ def block_workers() -> int:
         if limit < 1:
             raise ValueError
     except ValueError:
-        raise ValueError(
-            f"{WORKERS_ENV}={cap!r} is not a positive whole number; set it to 1 to run blocks in the calling thread, "
-            f"or to at most the thread count, or unset it"
+        raise ConfigError(
+            f"environment variable {WORKERS_ENV}",
+            [
+                f"{WORKERS_ENV}={cap!r} is not a positive whole number; set it to 1 to run blocks in the calling "
+                "thread, or to at most the thread count, or unset it"
+            ],
         ) from None
     return min(threads, limit)
 
