@@ -26,6 +26,8 @@ the base forward pass on CPU. The figures name the overrides; the default is the
 ``--serial-blocks`` also times the three base configurations with ``ICTAL_BLOCK_WORKERS=1``: the Mamba2 layers'
 blocks of sequences in the calling thread, as before :mod:`ictal.models.parallel` shared them among worker
 threads; each right after ours, in its own process; ``*_vs_serial_blocks`` is its time over ours.
+``--ssd-scan`` likewise times the two forward configurations with ``ICTAL_CPU_SCAN=0``: inference on the chunked
+SSD scan instead of the numba-compiled recurrence (:mod:`ictal.models.cpu_scan`); ``*_vs_ssd_scan``.
 
 ``--compile`` also times the two forward configurations with the Mamba2 layers' inference compiled
 (:mod:`ictal.models.compiled`, ``torch.compile``; ``ictal predict --compile``), each in its own process, and prints
@@ -50,6 +52,7 @@ With a CUDA device (``--device auto`` finds it) the three base configurations al
 mamba_ssm kernels where installed, and report peak GPU memory (``torch.cuda.max_memory_allocated``).
 
     python benchmarks/model.py [--threads 2] [--repeats 2] [--device auto|cpu|cuda] [--compile] [--serial-blocks]
+                               [--ssd-scan]
                                [--json out.json]
 
 JSON (one flat object): ``fwd_b1_s_per_window``, ``fwd_b8_s_per_window``, ``fwdbwd_b4_s_per_window``,
@@ -75,6 +78,7 @@ if "--omp-passive" in sys.argv:
 
 import torch  # noqa: E402
 
+from ictal.models.cpu_scan import CPU_SCAN_ENV  # noqa: E402
 from ictal.models.parallel import WORKERS_ENV  # noqa: E402
 
 WINDOW_S = 60
@@ -95,6 +99,12 @@ CONFIGS: dict[str, tuple[str, int, bool]] = {
     "tiny_fwdbwd_b8": ("tiny", 8, True),
 }
 GPU_CONFIGS = ("fwd_b1", "fwd_b8", "fwdbwd_b4")
+# Baselines our CPU figures are compared with, each configuration right after ours in its own process (option name:
+# environment, what it turns off, the configurations it changes).
+BASELINES: dict[str, tuple[dict[str, str], str, tuple[str, ...]]] = {
+    "serial_blocks": ({WORKERS_ENV: "1"}, "blocks in one thread, no workers", GPU_CONFIGS),
+    "ssd_scan": ({CPU_SCAN_ENV: "0"}, "inference on the PyTorch SSD scan, not numba's", ("fwd_b1", "fwd_b8")),
+}
 # With --compile: the forward configurations again, Mamba2 layers through ictal.models.compiled (CPU only).
 COMPILED_CONFIGS: dict[str, tuple[str, int, bool]] = {"compiled_fwd_b1": ("base", 1, False),
                                                      "compiled_fwd_b8": ("base", 8, False)}  # fmt: skip
@@ -164,7 +174,7 @@ def run_config(
         "s_per_window": min(walls) / batch,
         "cpu_s_per_window": min(cpus) / batch,
         "peak_rss_mb": peak_rss_mb(),
-        "mamba_path": mamba_backend(model),
+        "mamba_path": mamba_backend(model, inference=not backward),
         "first_call_s": first_call_s,
     }
     if runner is not None:
@@ -205,7 +215,11 @@ def summarise(results: dict[str, dict[str, Any]], prefix: str = "") -> dict[str,
         "h_eeg_per_s_stride10": (10 / 3600) / fwd_b8["s_per_window"],
         "s_per_hour_eeg": 3600 / WINDOW_S * fwd_b8["s_per_window"],
         "peak_rss_mb": train["peak_rss_mb"],
-        "mamba_path": train["mamba_path"],
+        "mamba_path": (
+            train["mamba_path"]
+            if fwd_b1["mamba_path"] == train["mamba_path"]
+            else f"{fwd_b1['mamba_path']} (forward), {train['mamba_path']} (forward + backward)"
+        ),
         "fwd_b1_speedup": REFERENCE_FWD_B1_S / fwd_b1["s_per_window"],
         "fwd_b8_speedup": REFERENCE_FWD_B4_S / fwd_b8["s_per_window"],
         "fwdbwd_b4_speedup": REFERENCE_FWDBWD_B4_S / train["s_per_window"],
@@ -296,6 +310,10 @@ def main() -> None:
         "--serial-blocks", action="store_true",
         help="also time the CPU configurations with ICTAL_BLOCK_WORKERS=1 (no worker threads), each in turn with ours",
     )  # fmt: skip
+    parser.add_argument(
+        "--ssd-scan", action="store_true",
+        help="also time the CPU forward passes with ICTAL_CPU_SCAN=0 (the SSD scan, not numba's), each after ours",
+    )  # fmt: skip
     parser.add_argument("--gpu-only", action="store_true", help="skip the CPU figures (with a CUDA device)")
     parser.add_argument("--omp-passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE (shared, loaded cores)")
     parser.add_argument(
@@ -323,11 +341,13 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     names = [*CONFIGS, *(COMPILED_CONFIGS if args.compile else ())]
     cpu: dict[str, dict[str, Any]] = {}
-    serial: dict[str, dict[str, Any]] = {}
+    baselines = [key for key in BASELINES if getattr(args, key)]
+    against: dict[tuple[str, str], dict[str, Any]] = {}  # (baseline, configuration) -> figures
     for name in [] if args.gpu_only else names:
         cpu[name] = run_in_subprocess(name, "cpu", args)
-        if args.serial_blocks and name in GPU_CONFIGS:  # right after ours: the two see the same machine
-            serial[name] = run_in_subprocess(name, "cpu", args, env={WORKERS_ENV: "1"})
+        for key in baselines:  # right after ours: the two see the same machine
+            if name in BASELINES[key][2]:
+                against[key, name] = run_in_subprocess(name, "cpu", args, env=BASELINES[key][0])
     figures: dict[str, Any] = {
         "threads": args.threads,
         "activation_checkpointing": args.checkpointing,
@@ -338,10 +358,10 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         **(summarise(cpu) if cpu else {}),
     }
-    for name, one in serial.items():
-        figures[f"serial_blocks_{name}_s_per_window"] = one["s_per_window"]
-        figures[f"serial_blocks_{name}_peak_rss_mb"] = one["peak_rss_mb"]
-        figures[f"{name}_vs_serial_blocks"] = one["s_per_window"] / cpu[name]["s_per_window"]
+    for (key, name), one in against.items():
+        figures[f"{key}_{name}_s_per_window"] = one["s_per_window"]
+        figures[f"{key}_{name}_peak_rss_mb"] = one["peak_rss_mb"]
+        figures[f"{name}_vs_{key}"] = one["s_per_window"] / cpu[name]["s_per_window"]
     if cuda:
         gpu = {name: run_in_subprocess(name, "cuda", args) for name in GPU_CONFIGS}
         figures.update(summarise(gpu, prefix="gpu_"))
@@ -359,11 +379,12 @@ def main() -> None:
     )
     if cpu:
         report(figures, "", "CPU")
-    for name in serial:
-        ours, theirs = cpu[name]["s_per_window"], serial[name]["s_per_window"]
-        peak = serial[name]["peak_rss_mb"]
-        print(f"  {name} with {WORKERS_ENV}=1 (blocks in one thread, no workers), run right after ours: "
-              f"{theirs:.3f} s/window, peak {peak:.0f} MiB; ours {theirs / ours:.2f}x as fast")  # fmt: skip
+    for (key, name), one in against.items():
+        env, what, _ = BASELINES[key]
+        ours, theirs = cpu[name]["s_per_window"], one["s_per_window"]
+        setting = ", ".join(f"{k}={v}" for k, v in env.items())
+        print(f"  {name} with {setting} ({what}), run right after ours: {theirs:.3f} s/window, peak "
+              f"{one['peak_rss_mb']:.0f} MiB; ours {theirs / ours:.2f}x as fast")  # fmt: skip
     if cuda:
         report(figures, "gpu_", f"GPU ({figures['gpu_name']})")
     if args.json:

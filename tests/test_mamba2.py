@@ -20,32 +20,9 @@ from ictal.models.mamba2 import (
     mamba_kernels,
 )
 from ictal.models.ssd import segsum, ssd_chunked_scan
+from reference_scan import naive_scan
 
 F64 = torch.float64
-
-
-def naive_scan(
-    x: torch.Tensor,
-    dt: torch.Tensor,
-    a: torch.Tensor,
-    b: torch.Tensor,
-    c: torch.Tensor,
-    d: torch.Tensor,
-    h0: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T ; y_t = h_t C_t + D x_t, one step at a time.
-    x: (B, L, H, P); dt: (B, L, H); a, d: (H,); b, c: (B, L, G, N); h0: (B, H, P, N)."""
-    batch, length, nheads, headdim = x.shape
-    heads_per_group = nheads // b.shape[2]
-    bh = b.repeat_interleave(heads_per_group, dim=2)  # (B, L, H, N)
-    ch = c.repeat_interleave(heads_per_group, dim=2)
-    h = torch.zeros(batch, nheads, headdim, b.shape[3], dtype=x.dtype) if h0 is None else h0.clone()
-    ys = []
-    for t in range(length):
-        decay = torch.exp(dt[:, t] * a)  # (B, H)
-        h = decay[:, :, None, None] * h + (dt[:, t, :, None] * x[:, t])[..., None] * bh[:, t, :, None, :]
-        ys.append(torch.einsum("bhpn,bhn->bhp", h, ch[:, t]) + d[None, :, None] * x[:, t])
-    return torch.stack(ys, dim=1), h
 
 
 def random_scan_inputs(length: int, ngroups: int = 1, seed: int = 0):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -167,6 +167,14 @@ def test_mamba2_blocks_on_workers_equal_one_thread(
         assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
+def spy_on(call: Callable[..., torch.Tensor], name: str, seen: list[tuple[str, str]]) -> Callable[..., torch.Tensor]:
+    def spy(*args: object, **kwargs: object) -> torch.Tensor:
+        seen.append((name, threading.current_thread().name))
+        return call(*args, **kwargs)
+
+    return spy
+
+
 def test_bimamba_blocks_on_workers_equal_one_thread(two_threads: None, monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     bi = BiMamba2(8, d_state=4, headdim=4, chunk_size=5).to(F64)
@@ -180,24 +188,33 @@ def test_bimamba_blocks_on_workers_equal_one_thread(two_threads: None, monkeypat
         return block(xb)
 
     monkeypatch.setattr(bi, "_block", spy)
+    # Without autograd each block's two directions are separate tasks: 4 blocks -> 8 tasks, on the workers.
+    directions: list[tuple[str, str]] = []
+    for name in ("mamba_forward", "mamba_reverse"):
+        layer = getattr(bi, name)
+        monkeypatch.setattr(layer, "forward", spy_on(layer.forward, name, directions))
     with torch.no_grad():
         on_workers = bi(x)
     with torch.inference_mode():
         on_workers_inference = bi(x)
-    assert len(threads) == 8 and all(name.startswith("ictal-blocks") for name in threads)
-    # Recomputing training call: its blocks go to the workers forward and backward.
+    assert sorted(name for name, _ in directions) == ["mamba_forward"] * 8 + ["mamba_reverse"] * 8
+    assert all(thread.startswith("ictal-blocks") for _, thread in directions)
+    assert not threads
+    for layer in (bi.mamba_forward, bi.mamba_reverse):
+        monkeypatch.delattr(layer, "forward")
+    # Recomputing training call: whole blocks (norm and both directions) go to the workers forward and backward.
     for layer in (bi.mamba_forward, bi.mamba_reverse):
         layer.recompute_above_mb = 0.0
     xi = x.clone().requires_grad_(True)
     bi(xi).square().sum().backward()
-    assert len(threads) == 16 and all(name.startswith("ictal-blocks") for name in threads)
+    assert len(threads) == 8 and all(name.startswith("ictal-blocks") for name in threads)
     grads = [p.grad.clone() for p in bi.parameters() if p.grad is not None]
     torch.set_num_threads(1)
     bi.zero_grad()
     xs = x.clone().requires_grad_(True)
     serial = bi(xs)
     serial.square().sum().backward()
-    assert threads[16:] == [threading.current_thread().name] * 8
+    assert threads[8:] == [threading.current_thread().name] * 8
     assert_close(on_workers, serial.detach(), rtol=1e-12, atol=1e-12)
     assert_close(on_workers_inference, on_workers, rtol=0, atol=0)
     assert_close(xi.grad, xs.grad, rtol=1e-12, atol=1e-12)

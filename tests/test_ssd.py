@@ -14,22 +14,9 @@ from ictal.models import mamba2 as mamba2_module
 from ictal.models import ssd
 from ictal.models.mamba2 import Mamba2, _CausalConvSiLU, _GatedOut
 from ictal.models.ssd import factorised_span_limit, ssd_chunked_scan
+from reference_scan import naive_scan
 
 F64 = torch.float64
-
-
-def naive_scan(x, dt, a, b, c, d, h0):
-    """h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T; y_t = h_t C_t + D x_t, one step at a time (heads grouped
-    contiguously: head h reads group h // (H / G)). x: (B, L, H, P); dt: (B, L, H); b, c: (B, L, G, N)."""
-    batch, length, nheads, headdim = x.shape
-    per_group = nheads // b.shape[2]
-    bh, ch = b.repeat_interleave(per_group, dim=2), c.repeat_interleave(per_group, dim=2)
-    h = torch.zeros(batch, nheads, headdim, b.shape[3], dtype=x.dtype) if h0 is None else h0.clone()
-    ys = []
-    for t in range(length):
-        h = torch.exp(dt[:, t] * a)[..., None, None] * h + (dt[:, t, :, None] * x[:, t])[..., None] * bh[:, t, :, None]
-        ys.append(torch.einsum("bhpn,bhn->bhp", h, ch[:, t]) + d[None, :, None] * x[:, t])
-    return torch.stack(ys, dim=1), h
 
 
 def scan_inputs(

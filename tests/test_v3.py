@@ -19,6 +19,7 @@ from ictal.errors import ConfigError
 from ictal.models.config import V3Config, load_v3_config
 from ictal.models.debug import NonFiniteError
 from ictal.models.info import macs_per_window, parameter_counts
+from ictal.models.mamba2 import mamba_backend
 from ictal.models.v3 import V3Detector, build_v3
 
 N_FRAMES = 64
@@ -273,8 +274,10 @@ def test_model_info_cli_prints_components_and_backend(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["model-info", "tiny", "--window-s", "4"])
     assert result.exit_code == 0, result.output
-    for word in ("tcn", "node_stream", "edge_stream", "graph", "head", "total", "Mamba backend", "PyTorch"):
+    inference = mamba_backend(build_v3("tiny"), inference=True)
+    for word in ("tcn", "node_stream", "edge_stream", "graph", "head", "total", "Mamba path", "training PyTorch"):
         assert word in result.output
+    assert f"inference {inference}" in result.output
     expected = f"{parameter_counts(build_v3('tiny'))['total']:,}"
     assert expected in result.output
     cfg = tmp_path / "c.yaml"

@@ -12,12 +12,15 @@ path:
     out     = out_proj(RMSNorm(y * silu(z)))
 
 Dispatch: with `use_kernels=None` (default) the mamba_ssm Triton kernels are used when `mamba_ssm` imports and
-the input is a CUDA float32/float16/bfloat16 tensor; `use_kernels=False` always uses the PyTorch path;
-`use_kernels=True` requires the kernels and raises otherwise. `mamba_backend()` names the active path.
+the input is a CUDA float32/float16/bfloat16 tensor, and an eval-mode call on a CPU that needs no gradient (inference)
+runs its scan as the plain recurrence compiled by numba (`ictal.models.cpu_scan`, 2-3x faster there than the SSD scan);
+`use_kernels=False` always uses the PyTorch SSD path; `use_kernels=True` requires the CUDA kernels and raises
+otherwise. `mamba_backend()` names the active path.
 
 The PyTorch path is written for CPU memory traffic, which is where its time goes (the layers' arithmetic is
 small): sequences run in blocks that stay in the caches (BiMamba2: norm and both directions per block), shared among
-worker threads when there are many (`ictal.models.parallel`); the causal conv + SiLU and the gated norm + out_proj
+worker threads when there are many (`ictal.models.parallel`; BiMamba2's inference gives each block's two directions to
+two workers); the causal conv + SiLU and the gated norm + out_proj
 are autograd Functions with hand-written backward passes (fewer passes over the activations than autograd's);
 the scan is `ssd.ssd_chunked_scan` (its factorised path: one C B^T per chunk shared by all heads); large training
 calls recompute their blocks in the backward pass instead of keeping their activations (`recompute_above_mb`).
@@ -38,10 +41,12 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
+from ictal.models.cpu_scan import cpu_scan_available, selective_scan_cpu
 from ictal.models.parallel import map_blocks
 from ictal.models.ssd import backward_without_autocast, scan_dtype, ssd_chunked_scan
 
 __all__ = [
+    "CPU_SCAN_BACKEND",
     "KERNEL_BACKEND",
     "REFERENCE_BACKEND",
     "BiMamba2",
@@ -54,6 +59,7 @@ __all__ = [
 
 KERNEL_BACKEND = "mamba_ssm CUDA kernels"
 REFERENCE_BACKEND = "PyTorch SSD reference"
+CPU_SCAN_BACKEND = "numba CPU scan"
 _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Chunk length for mamba_ssm's Triton scan (its own default). `Mamba2.chunk_size` tunes the PyTorch path, whose
 # best chunk on CPU is far shorter; the chunking never changes the result beyond float rounding.
@@ -89,23 +95,26 @@ def _kernels_apply(device: torch.device, dtype: torch.dtype) -> bool:
     return device.type == "cuda" and dtype in _KERNEL_DTYPES and mamba_kernels() is not None
 
 
-def mamba_backend(module_or_device: nn.Module | torch.device | str) -> str:
-    """Which Mamba path runs: "mamba_ssm CUDA kernels" or "PyTorch SSD reference".
+def mamba_backend(module_or_device: nn.Module | torch.device | str, inference: bool = False) -> str:
+    """Which Mamba path runs: "mamba_ssm CUDA kernels", "PyTorch SSD reference", or, for calls without gradients
+    on a CPU (``inference=True``), "numba CPU scan" (`ictal.models.cpu_scan`) where it is available.
 
     For a module: the device of its parameters and the `use_kernels` setting of its Mamba2 layers (the
     reference path if the module has none). For a device: what a default (`use_kernels=None`) layer would use.
     """
     if isinstance(module_or_device, nn.Module):
         layers = [m for m in module_or_device.modules() if isinstance(m, Mamba2)]
-        if not layers:
+        if not layers or layers[0].use_kernels is False:
             return REFERENCE_BACKEND
-        layer = layers[0]
-        param = layer.in_proj.weight
-        if layer.use_kernels is False:
-            return REFERENCE_BACKEND
-        return KERNEL_BACKEND if _kernels_apply(param.device, param.dtype) else REFERENCE_BACKEND
-    device = torch.device(module_or_device)
-    return KERNEL_BACKEND if _kernels_apply(device, torch.float32) else REFERENCE_BACKEND
+        param = layers[0].in_proj.weight
+        device, dtype = param.device, param.dtype
+    else:
+        device, dtype = torch.device(module_or_device), torch.float32
+    if _kernels_apply(device, dtype):
+        return KERNEL_BACKEND
+    if inference and device.type == "cpu" and cpu_scan_available():
+        return CPU_SCAN_BACKEND
+    return REFERENCE_BACKEND
 
 
 @dataclass
@@ -172,7 +181,8 @@ class Mamba2(nn.Module):
     path (speed/memory only, never the result; 16 is fastest on CPU for headdim 8, d_state 16); ngroups: B/C
     groups, each shared by nheads / ngroups heads; dt_min, dt_max, dt_init_floor: initial step-size range;
     A_init_range: initial range of -A; use_kernels: None = mamba_ssm kernels when
-    usable, False = always PyTorch, True = kernels required; recompute_above_mb: on the PyTorch path, a
+    usable (and numba's CPU scan for inference), False = always the PyTorch SSD path, True = CUDA kernels required;
+    recompute_above_mb: on the PyTorch path, a
     training call whose activations (`activation_mb`) would exceed this many MiB keeps only its input and
     recomputes each block of sequences in the backward pass (the same gradients for one more forward pass;
     activation memory bounded by one block); None: never. `model.activation_checkpointing` on top of it
@@ -428,9 +438,30 @@ class Mamba2(nn.Module):
         batch, length, _ = x.shape
         z, xbc, dt_raw = self._split_proj(self.in_proj(x))
         xbc, conv_state = self._causal_conv(xbc, None if state is None else state.conv, kernels)
-        xh, b, c = self._split_xbc(xbc)
-        y, ssm_state = self._scan(xh, dt_raw, b, c, None if state is None else state.ssm, kernels)
+        initial = None if state is None else state.ssm
+        if kernels is None and self._runs_cpu_scan(xbc, dt_raw):
+            a = -torch.exp(self.A_log.to(scan_dtype(xbc.dtype)))
+            y, ssm_state = selective_scan_cpu(
+                xbc, dt_raw, self.dt_bias, a, self.D, nheads=self.nheads, headdim=self.headdim,
+                ngroups=self.ngroups, d_state=self.d_state, initial=initial,
+            )  # fmt: skip
+            y = y.to(xbc.dtype)
+        else:
+            xh, b, c = self._split_xbc(xbc)
+            y, ssm_state = self._scan(xh, dt_raw, b, c, initial, kernels)
         return self._gated_out(y.reshape(batch, length, self.d_inner), z), Mamba2State(conv=conv_state, ssm=ssm_state)
+
+    def _runs_cpu_scan(self, xbc: Tensor, dt_raw: Tensor) -> bool:
+        """Whether this call's scan runs compiled (`ictal.models.cpu_scan`): on a CPU, in eval mode, with no gradient
+        needed, numba present, and neither `use_kernels=False` nor ``ICTAL_CPU_SCAN=0`` asking for the SSD scan.
+        Training mode keeps the SSD scan even without gradients: a recomputed block's forward (no gradients) must
+        give exactly what its recomputation in the backward pass (the SSD scan, with autograd) gives."""
+        if xbc.device.type != "cpu" or self.use_kernels is False or self.training:
+            return False
+        inputs = (xbc, dt_raw, self.dt_bias, self.A_log, self.D)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
+            return False
+        return cpu_scan_available()
 
     def _gated_out(self, y: Tensor, z: Tensor) -> Tensor:
         """out_proj(RMSNorm(y * silu(z))): (B, L, d_inner) -> (B, L, d_model). With one group the norm's
@@ -700,7 +731,7 @@ class BiMamba2(nn.Module):
         # PyTorch path: blocks of sequences through the norm and both directions, each block in the caches.
         sizes = layer.block_sizes(x.shape[0], x.shape[1])
         if not torch.is_grad_enabled():
-            return _blockwise(self._block, sizes, x)
+            return self._inference(x, sizes)
         if layer.recomputes(x):
             # A large training call (see Mamba2's recompute_above_mb): each block, norm and both directions, is
             # recomputed in the backward pass from its input, the one tensor kept (the norm's output and its
@@ -712,6 +743,27 @@ class BiMamba2(nn.Module):
     def _block(self, x: Tensor) -> Tensor:
         h = norm_in_float32(self.norm, x)
         return x + self.mamba_forward(h) + self.mamba_reverse(h.flip(1)).flip(1)
+
+    def _inference(self, x: Tensor, sizes: list[int]) -> Tensor:
+        """The PyTorch path without autograd: each block of sequences (`sizes`) in each direction is one task for
+        `map_blocks`' workers (norm included: recomputing it is cheaper than sharing it across threads). The two
+        directions of a block cost the same, so even a batch of one window shares its work evenly between two
+        workers, each on one core: measured faster than one thread computing with two intra-op threads."""
+        out, out_reverse = torch.empty_like(x), torch.empty_like(x)
+        tasks = []
+        for block, into, into_reverse in zip(x.split(sizes), out.split(sizes), out_reverse.split(sizes), strict=True):
+            tasks += [(block, into, False), (block, into_reverse, True)]
+
+        def run(task: tuple[Tensor, Tensor, bool]) -> None:
+            block, into, reverse = task
+            h = norm_in_float32(self.norm, block)
+            if reverse:
+                into.copy_(self.mamba_reverse(h.flip(1)).flip(1))
+            else:
+                torch.add(block, self.mamba_forward(h), out=into)
+
+        map_blocks(run, tasks, x.device, min_blocks_per_worker=1)
+        return out.add_(out_reverse)
 
 
 def norm_in_float32(norm: nn.Module, x: Tensor) -> Tensor:

@@ -7,7 +7,8 @@ whole blocks instead: one worker thread per intra-op thread the caller has, each
 PyTorch's operators release the GIL while they compute, so the workers overlap outside their Python steps.
 Measured on 2 cores (``benchmarks/model.py --serial-blocks`` and separate processes alternated): the base model's
 forward + backward at batch 4 1.14-1.47x faster, its batch-8 forward 1.11-1.34x; its batch-1 forward, with only
-7-14 blocks per layer, ran slower on workers, hence :data:`MIN_BLOCKS_PER_WORKER`.
+7-14 blocks per layer, ran slower on workers, hence :data:`MIN_BLOCKS_PER_WORKER`. BiMamba2's inference path makes
+tasks of equal work instead (each block's two directions) and passes ``min_blocks_per_worker=1``.
 
 The workers run each block under the caller's grad mode, inference mode and CPU autocast state (those are
 per-thread in PyTorch). Results come back in the blocks' order, and every block is computed as it would be
@@ -110,12 +111,19 @@ def _caller_modes(grad: bool, inference: bool, autocast: tuple[bool, torch.dtype
         yield
 
 
-def map_blocks(fn: Callable[[T], R], blocks: Sequence[T], device: torch.device) -> list[R]:
-    """``[fn(b) for b in blocks]``, in order. On a CPU with at least :data:`MIN_BLOCKS_PER_WORKER` blocks for each
-    of :func:`block_workers` (2 or more) threads, computed on that many workers with one intra-op thread each;
-    otherwise a serial loop in the calling thread (whose operators use its intra-op threads)."""
+def map_blocks(
+    fn: Callable[[T], R],
+    blocks: Sequence[T],
+    device: torch.device,
+    min_blocks_per_worker: int | None = None,
+) -> list[R]:
+    """``[fn(b) for b in blocks]``, in order. On a CPU with at least ``min_blocks_per_worker`` blocks (default
+    :data:`MIN_BLOCKS_PER_WORKER`) for each of :func:`block_workers` (2 or more) threads, computed on that many
+    workers with one intra-op thread each; otherwise a serial loop in the calling thread (whose operators use its
+    intra-op threads). Blocks of equal work, made for the workers, need fewer than the default (1: one each)."""
     workers = block_workers()
-    if workers < 2 or device.type != "cpu" or len(blocks) < MIN_BLOCKS_PER_WORKER * workers:
+    least = MIN_BLOCKS_PER_WORKER if min_blocks_per_worker is None else min_blocks_per_worker
+    if workers < 2 or device.type != "cpu" or len(blocks) < least * workers:
         return [fn(b) for b in blocks]
     modes = (
         torch.is_grad_enabled(),
