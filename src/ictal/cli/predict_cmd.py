@@ -51,7 +51,7 @@ def predict(
     compile: bool = typer.Option(
         False,
         "--compile",
-        help="CPU: compile the Mamba2 scan (1.2x faster per window at batch 1, not at 8; needs gcc or clang).",
+        help="CPU: torch.compile the Mamba2 scan (needs gcc or clang); slower than the default numba scan (0.7x).",
     ),
 ) -> None:
     """Write <name>.csv_bi, <name>_events.tsv, <name>.json and <name>.png per recording; a summary at the end.

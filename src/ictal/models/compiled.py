@@ -23,6 +23,10 @@ eager path's to float32 rounding (tested). ``benchmarks/model.py --compile`` mea
     compile_inference(model)            # then model(x) under torch.no_grad() / torch.inference_mode()
 
 ``ictal predict --compile`` turns it on for prediction.
+
+Since the eager path's inference runs the scan compiled by numba (:mod:`ictal.models.cpu_scan`), this is slower
+than the default: measured 0.70x (batch 1) and 0.72x (batch 8) of the eager forward timed in turn with it
+(``benchmarks/model.py --compile``, 2 threads). It remains for comparison and for an install without numba.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, overload
@@ -748,22 +749,29 @@ class BiMamba2(nn.Module):
         """The PyTorch path without autograd: each block of sequences (`sizes`) in each direction is one task for
         `map_blocks`' workers (norm included: recomputing it is cheaper than sharing it across threads). The two
         directions of a block cost the same, so even a batch of one window shares its work evenly between two
-        workers, each on one core: measured faster than one thread computing with two intra-op threads."""
-        out, out_reverse = torch.empty_like(x), torch.empty_like(x)
-        tasks = []
-        for block, into, into_reverse in zip(x.split(sizes), out.split(sizes), out_reverse.split(sizes), strict=True):
-            tasks += [(block, into, False), (block, into_reverse, True)]
+        workers, each on one core: measured faster than one thread computing with two intra-op threads. Whichever
+        direction of a block finishes second writes ``x + forward + reverse`` (the order of `_block`), so only the
+        blocks in flight hold a direction's output."""
+        out = torch.empty_like(x)
+        finished: dict[int, Tensor] = {}  # block -> the output of its direction that finished first
+        lock = threading.Lock()
 
-        def run(task: tuple[Tensor, Tensor, bool]) -> None:
-            block, into, reverse = task
+        def run(task: tuple[int, Tensor, Tensor, bool]) -> None:
+            i, block, into, reverse = task
             h = norm_in_float32(self.norm, block)
-            if reverse:
-                into.copy_(self.mamba_reverse(h.flip(1)).flip(1))
-            else:
-                torch.add(block, self.mamba_forward(h), out=into)
+            y = self.mamba_reverse(h.flip(1)).flip(1) if reverse else self.mamba_forward(h)
+            with lock:
+                other = finished.pop(i, None)
+                if other is None:
+                    finished[i] = y
+                    return
+            forward, backward = (other, y) if reverse else (y, other)
+            torch.add(block, forward, out=into).add_(backward)
 
+        blocks = zip(x.split(sizes), out.split(sizes), strict=True)
+        tasks = [(i, block, into, reverse) for i, (block, into) in enumerate(blocks) for reverse in (False, True)]
         map_blocks(run, tasks, x.device, min_blocks_per_worker=1)
-        return out.add_(out_reverse)
+        return out
 
 
 def norm_in_float32(norm: nn.Module, x: Tensor) -> Tensor:
