@@ -17,13 +17,14 @@ the input is a CUDA float32/float16/bfloat16 tensor, and an eval-mode call on a 
 than the SSD scan); `use_kernels=False` always uses the PyTorch SSD path; `use_kernels=True` requires the CUDA
 kernels and raises otherwise. `mamba_backend()` names the active path.
 
-The PyTorch path is written for CPU memory traffic, which is where its time goes (the layers' arithmetic is
-small): sequences run in blocks that stay in the caches (BiMamba2: norm and both directions per block), shared among
-worker threads when there are many (`ictal.models.parallel`; BiMamba2's inference gives each block's two directions
-to two workers); the causal conv + SiLU and the gated norm + out_proj are autograd Functions with hand-written backward passes (fewer passes over the activations than autograd's);
-the scan is `ssd.ssd_chunked_scan` (its factorised path: one C B^T per chunk shared by all heads); large training
-calls recompute their blocks in the backward pass instead of keeping their activations (`recompute_above_mb`).
-Every broadcast runs along a long contiguous axis: CPU kernels slow down several times otherwise.
+The PyTorch path is written for CPU memory traffic, which is where its time goes (the layers' arithmetic is small):
+sequences run in blocks that stay in the caches (BiMamba2: norm and both directions per block), shared among worker
+threads when there are many (`ictal.models.parallel`; BiMamba2's inference gives each block's two directions to two
+workers); the causal conv + SiLU and the gated norm + out_proj are autograd Functions with hand-written backward
+passes (fewer passes over the activations than autograd's); the scan is `ssd.ssd_chunked_scan` (its factorised path:
+one C B^T per chunk shared by all heads); large training calls recompute their blocks in the backward pass instead
+of keeping their activations (`recompute_above_mb`). Every broadcast runs along a long contiguous axis: CPU kernels
+slow down several times otherwise.
 """
 
 from __future__ import annotations
