@@ -58,7 +58,9 @@ mamba_ssm kernels where installed, and report peak GPU memory (``torch.cuda.max_
 JSON (one flat object): ``fwd_b1_s_per_window``, ``fwd_b8_s_per_window``, ``fwdbwd_b4_s_per_window``,
 ``h_eeg_per_s``, ``peak_rss_mb`` (MiB, of the forward + backward run), ``mamba_path``, their ratios to the reference
 (``*_speedup`` = reference / ours, ``peak_rss_fraction`` = ours / reference), CPU seconds (``*_cpu_s_per_window``),
-per-configuration peaks, the tiny figures and, with a GPU, the same under ``gpu_``.
+per-configuration peaks, ``*_machine_probe_s`` (seconds of a fixed one-thread workload before and after each
+configuration's timed runs: on a shared machine a slower phase shows there, the code unchanged), the tiny figures
+and, with a GPU, the same under ``gpu_``.
 """
 
 from __future__ import annotations
@@ -116,6 +118,25 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
+def machine_probe_s() -> float:
+    """Seconds for a fixed CPU workload like the model's (matrix products and SiLU passes over a block-sized
+    activation, one thread, best of 3): taken before and after each configuration's timed runs, so a reader can tell
+    a slower phase of a shared machine (same code, larger probe) from a slower configuration."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    x, w = torch.randn(2880, 64, generator=gen), torch.randn(304, 64, generator=gen)
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(30):
+                torch.nn.functional.silu(torch.nn.functional.linear(x, w))
+            best = min(best, time.perf_counter() - start)
+    torch.set_num_threads(threads)
+    return best
+
+
 def model_config(preset: str, model_overrides: list[str], checkpointing: bool | None = None) -> Any:
     """The preset's model section through the config schema, with ``--model KEY=VALUE`` items (base only) on top:
     a misspelt key or a bad value is refused as in a config file (``ConfigError``, ``ValueError``)."""
@@ -161,6 +182,7 @@ def run_config(
         return time.perf_counter() - wall0, time.process_time() - cpu0
 
     first_call_s = timed()[0]  # warm-up (with --compile: compiling, on the first call)
+    probe_before = machine_probe_s()
     walls, cpus, eager_walls = [], [], []
     for _ in range(repeats):
         if runner is not None:  # the eager path timed in turn with the compiled one: a ratio free of drift
@@ -176,6 +198,7 @@ def run_config(
         "peak_rss_mb": peak_rss_mb(),
         "mamba_path": mamba_backend(model, inference=not backward),
         "first_call_s": first_call_s,
+        "machine_probe_s": [probe_before, machine_probe_s()],
     }
     if runner is not None:
         figures.update(
@@ -227,6 +250,7 @@ def summarise(results: dict[str, dict[str, Any]], prefix: str = "") -> dict[str,
     }
     for name, one in results.items():
         out[f"{name}_cpu_s_per_window"] = one["cpu_s_per_window"]
+        out[f"{name}_machine_probe_s"] = one["machine_probe_s"]
         out[f"{name}_peak_rss_mb"] = one["peak_rss_mb"]
         if "peak_gpu_mb" in one:
             out[f"{name}_peak_gpu_mb"] = one["peak_gpu_mb"]
@@ -258,13 +282,15 @@ def report(figures: dict[str, Any], prefix: str, where: str) -> None:
     f = {k.removeprefix(prefix): v for k, v in figures.items() if k.startswith(prefix)}
     print(f"\n{where}, V3 base, mamba path: {f['mamba_path']}")
     rows = [
-        ("forward, batch 1", f["fwd_b1_s_per_window"], f["fwd_b1_cpu_s_per_window"], REFERENCE_FWD_B1_S, "b1"),
-        ("forward, batch 8", f["fwd_b8_s_per_window"], f["fwd_b8_cpu_s_per_window"], REFERENCE_FWD_B4_S, "b4"),
-        ("fwd+bwd, batch 4", f["fwdbwd_b4_s_per_window"], f["fwdbwd_b4_cpu_s_per_window"], REFERENCE_FWDBWD_B4_S, "b4"),
+        ("forward, batch 1", "fwd_b1", REFERENCE_FWD_B1_S, "b1"),
+        ("forward, batch 8", "fwd_b8", REFERENCE_FWD_B4_S, "b4"),
+        ("fwd+bwd, batch 4", "fwdbwd_b4", REFERENCE_FWDBWD_B4_S, "b4"),
     ]
-    for label, wall, cpu, ref, ref_batch in rows:
+    for label, name, ref, ref_batch in rows:
+        wall, cpu = f[f"{name}_s_per_window"], f[f"{name}_cpu_s_per_window"]
+        probe = "/".join(f"{1e3 * t:.0f}" for t in f[f"{name}_machine_probe_s"])
         print(f"  {label}: {wall:7.3f} s/window wall ({cpu:.3f} s CPU) | reference {ref:.2f} ({ref_batch}): "
-              f"{ref / wall:5.2f}x faster")  # fmt: skip
+              f"{ref / wall:5.2f}x faster | machine probe {probe} ms")  # fmt: skip
     peak = f["peak_rss_mb"]
     print(f"  peak memory, fwd+bwd batch 4: {peak:.0f} MiB | reference {REFERENCE_PEAK_MB:.0f} MiB (6.4 GB): "
           f"{peak / REFERENCE_PEAK_MB:.2f} of it")  # fmt: skip
@@ -288,6 +314,8 @@ def report(figures: dict[str, Any], prefix: str, where: str) -> None:
                   f"reference {ref:.2f} ({ref_batch}): {ref / wall:5.2f}x faster; first call (compiling) "
                   f"{f[name + '_first_call_s']:.1f} s; blocks {f[name + '_blocks']}"
                   + (f"; COMPILE FAILED: {failed}" if failed else ""))  # fmt: skip
+    print("  machine probe: a fixed workload (machine_probe_s) before / after each configuration's timed runs;")
+    print("  larger means a slower phase of the machine, not of the code")
     print(f"  required (no slower, at most half the memory): {'met' if f['meets_required'] else 'NOT met'}; "
           f"target (3x faster in each): {'met' if f['meets_target'] else 'not met'}; "
           f"stretch: {'met' if f['meets_stretch'] else 'not met'}")  # fmt: skip
