@@ -26,8 +26,8 @@ the base forward pass on CPU. The figures name the overrides; the default is the
 ``--serial-blocks`` also times the three base configurations with ``ICTAL_BLOCK_WORKERS=1``: the Mamba2 layers'
 blocks of sequences in the calling thread, as before :mod:`ictal.models.parallel` shared them among worker
 threads; each right after ours, in its own process; ``*_vs_serial_blocks`` is its time over ours.
-``--ssd-scan`` likewise times the two forward configurations with ``ICTAL_CPU_SCAN=0``: inference on the chunked
-SSD scan instead of the numba-compiled recurrence (:mod:`ictal.models.cpu_scan`); ``*_vs_ssd_scan``.
+``--ssd-scan`` likewise times the three base configurations with ``ICTAL_CPU_SCAN=0``: the chunked SSD scan instead
+of the numba-compiled recurrence (:mod:`ictal.models.cpu_scan`), forward and backward; ``*_vs_ssd_scan``.
 
 ``--compile`` also times the two forward configurations with the Mamba2 layers' inference compiled
 (:mod:`ictal.models.compiled`, ``torch.compile``; ``ictal predict --compile``), each in its own process, and prints
@@ -105,7 +105,7 @@ GPU_CONFIGS = ("fwd_b1", "fwd_b8", "fwdbwd_b4")
 # environment, what it turns off, the configurations it changes).
 BASELINES: dict[str, tuple[dict[str, str], str, tuple[str, ...]]] = {
     "serial_blocks": ({WORKERS_ENV: "1"}, "blocks in one thread, no workers", GPU_CONFIGS),
-    "ssd_scan": ({CPU_SCAN_ENV: "0"}, "inference on the PyTorch SSD scan, not numba's", ("fwd_b1", "fwd_b8")),
+    "ssd_scan": ({CPU_SCAN_ENV: "0"}, "the PyTorch SSD scan, not numba's", GPU_CONFIGS),
 }
 # With --compile: the forward configurations again, Mamba2 layers through ictal.models.compiled (CPU only).
 COMPILED_CONFIGS: dict[str, tuple[str, int, bool]] = {"compiled_fwd_b1": ("base", 1, False),
@@ -196,7 +196,7 @@ def run_config(
         "s_per_window": min(walls) / batch,
         "cpu_s_per_window": min(cpus) / batch,
         "peak_rss_mb": peak_rss_mb(),
-        "mamba_path": mamba_backend(model, inference=not backward),
+        "mamba_path": mamba_backend(model),
         "first_call_s": first_call_s,
         "machine_probe_s": [probe_before, machine_probe_s()],
     }
@@ -340,7 +340,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--ssd-scan", action="store_true",
-        help="also time the CPU forward passes with ICTAL_CPU_SCAN=0 (the SSD scan, not numba's), each after ours",
+        help="also time the CPU configurations with ICTAL_CPU_SCAN=0 (the SSD scan, not numba's), each after ours",
     )  # fmt: skip
     parser.add_argument("--gpu-only", action="store_true", help="skip the CPU figures (with a CUDA device)")
     parser.add_argument("--omp-passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE (shared, loaded cores)")

@@ -1,7 +1,8 @@
-"""The numba-compiled CPU scan for inference (ictal.models.cpu_scan): the kernel against the per-step recurrence
-written in the tests, the Mamba2 / BiMamba2 / V3 inference paths against the SSD path, streaming with carried state,
-when it runs and when not (training mode, gradients, ICTAL_CPU_SCAN=0, use_kernels=False), non-finite inputs,
-bf16 autocast, and how the path is reported."""
+"""The numba-compiled CPU scan (ictal.models.cpu_scan): the kernel against the per-step recurrence written in the
+tests, its gradients against the SSD scan's (autograd) and gradcheck, the Mamba2 / BiMamba2 / V3 paths against the
+SSD path (outputs and gradients), streaming with carried state, when it runs and when not (ICTAL_CPU_SCAN=0,
+use_kernels=False), non-finite inputs, bf16 autocast, and how the path is reported. The module-level tests of
+tests/test_mamba2.py run on both paths too."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import ictal.models.mamba2 as mamba2_module
 from ictal.errors import ConfigError
 from ictal.models import cpu_scan
 from ictal.models.mamba2 import CPU_SCAN_BACKEND, REFERENCE_BACKEND, BiMamba2, Mamba2, Mamba2State, mamba_backend
+from ictal.models.ssd import ssd_chunked_scan
 from ictal.models.v3 import build_v3
 from reference_scan import naive_scan
 
@@ -101,9 +103,7 @@ class ScanCalls:
 
 
 @pytest.mark.parametrize("ngroups", [1, 3])
-def test_eval_mode_inference_runs_the_compiled_scan_and_equals_the_ssd_path(
-    ngroups: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_module_runs_the_compiled_scan_and_equals_the_ssd_path(ngroups: int, monkeypatch: pytest.MonkeyPatch) -> None:
     m = eval_module(ngroups=ngroups)
     x = torch.randn(2, 45, 12, dtype=F64)
     calls = ScanCalls(monkeypatch)
@@ -139,31 +139,82 @@ def test_streaming_on_the_compiled_scan_equals_the_whole_sequence(pieces: list[i
     assert_close(torch.cat(outs, dim=1), whole, rtol=1e-10, atol=1e-12)
 
 
-def test_training_gradients_and_switches_keep_the_ssd_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("length", "ngroups", "with_state"), [(7, 1, True), (37, 2, False), (100, 1, True), (16, 1, False)]
+)
+def test_kernel_gradients_equal_the_ssd_scans(length: int, ngroups: int, with_state: bool) -> None:
+    # Lengths below, at and across the 16-step checkpoint segments of the backward pass; gradients of y and of the
+    # final state, with respect to x, B, C, dt (raw and bias), A, D and the initial state.
+    t = kernel_inputs(length, ngroups, F64, seed=length)
+    leaves = {k: v.requires_grad_() for k, v in t.items() if k != "h0" or with_state}
+    initial = leaves.get("h0")
+    gen = torch.Generator().manual_seed(1)
+    y, final = run_kernel(t, initial)
+    weights_y, weights_final = (
+        torch.randn(y.shape, generator=gen, dtype=F64),
+        torch.randn(final.shape, generator=gen, dtype=F64),
+    )
+    ours = torch.autograd.grad((y * weights_y).sum() + (final * weights_final).sum(), list(leaves.values()))
+    dt = F.softplus(t["dt_raw"] + t["dt_bias"])
+    y_ssd, final_ssd = ssd_chunked_scan(t["x"], dt, t["a"], t["b"], t["c"], t["d"], 8, initial)
+    expected = torch.autograd.grad((y_ssd * weights_y).sum() + (final_ssd * weights_final).sum(), list(leaves.values()))
+    for name, got, want in zip(leaves, ours, expected, strict=True):
+        assert_close(got, want, rtol=1e-10, atol=1e-10, msg=name)
+
+
+def test_kernel_gradcheck() -> None:
+    t = kernel_inputs(20, 2, F64, seed=3)
+    names = ["x", "b", "c", "dt_raw", "dt_bias", "a", "d", "h0"]
+
+    def scan(*inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        given = dict(zip(names, inputs, strict=True))
+        return run_kernel(given, given["h0"])
+
+    assert torch.autograd.gradcheck(scan, tuple(t[k].requires_grad_() for k in names), eps=1e-6, atol=1e-7)
+
+
+def test_module_gradients_and_training_equal_the_ssd_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    m = eval_module(2).train()
+    x = torch.randn(2, 40, 12, dtype=F64)
+    calls = ScanCalls(monkeypatch)
+
+    def grads() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        m.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        (m(xi) * torch.linspace(-1, 1, 40 * 12, dtype=F64).view(40, 12)).sum().backward()
+        assert xi.grad is not None
+        return xi.grad, [p.grad.clone() for p in m.parameters() if p.grad is not None]
+
+    grad_x, grad_params = grads()
+    assert calls.count == 1
+    m.use_kernels = False
+    grad_x_ssd, grad_params_ssd = grads()
+    assert calls.count == 1
+    assert_close(grad_x, grad_x_ssd, rtol=1e-10, atol=1e-12)
+    assert len(grad_params) == len(grad_params_ssd) == len(list(m.parameters()))
+    for got, want in zip(grad_params, grad_params_ssd, strict=True):
+        assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_switches_and_reporting(monkeypatch: pytest.MonkeyPatch) -> None:
     m = eval_module(2)
     x = torch.randn(2, 20, 12, dtype=F64)
     calls = ScanCalls(monkeypatch)
-    m.train()
-    with torch.no_grad():  # training mode: a recomputed block's forward must equal its recomputation (SSD)
-        m(x)
-    m.eval()
-    xi = x.clone().requires_grad_(True)
-    m(xi).sum().backward()  # gradients needed: the SSD scan, which has a backward
-    assert xi.grad is not None and torch.isfinite(xi.grad).all()
-    assert calls.count == 0
-    assert mamba_backend(m, inference=True) == CPU_SCAN_BACKEND
-    assert mamba_backend(m) == mamba_backend("cpu") == REFERENCE_BACKEND
+    assert mamba_backend(m) == mamba_backend("cpu") == CPU_SCAN_BACKEND
     monkeypatch.setenv(cpu_scan.CPU_SCAN_ENV, "0")
     with torch.no_grad():
         m(x)
     assert calls.count == 0
-    assert mamba_backend(m, inference=True) == mamba_backend("cpu", inference=True) == REFERENCE_BACKEND
+    assert mamba_backend(m) == mamba_backend("cpu") == REFERENCE_BACKEND
     monkeypatch.setenv(cpu_scan.CPU_SCAN_ENV, "1")
     with torch.no_grad():
         m(x)
     assert calls.count == 1
     m.use_kernels = False
-    assert mamba_backend(m, inference=True) == REFERENCE_BACKEND
+    with torch.no_grad():
+        m(x)
+    assert calls.count == 1
+    assert mamba_backend(m) == REFERENCE_BACKEND
 
 
 def test_a_bad_switch_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

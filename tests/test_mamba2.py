@@ -10,7 +10,9 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from torch.testing import assert_close
 
+from ictal.models.cpu_scan import CPU_SCAN_ENV, cpu_scan_available
 from ictal.models.mamba2 import (
+    CPU_SCAN_BACKEND,
     KERNEL_BACKEND,
     REFERENCE_BACKEND,
     BiMamba2,
@@ -23,6 +25,16 @@ from ictal.models.ssd import segsum, ssd_chunked_scan
 from reference_scan import naive_scan
 
 F64 = torch.float64
+
+
+@pytest.fixture(autouse=True, params=["numba", "ssd"])
+def cpu_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on both CPU paths of the Mamba2 module: numba's compiled scan (the default where numba
+    imports) and the PyTorch SSD scan (``ICTAL_CPU_SCAN=0``)."""
+    if request.param == "numba" and not cpu_scan_available():
+        pytest.skip("numba is not importable")
+    monkeypatch.setenv(CPU_SCAN_ENV, "1" if request.param == "numba" else "0")
+    return str(request.param)
 
 
 def random_scan_inputs(length: int, ngroups: int = 1, seed: int = 0):
@@ -280,11 +292,13 @@ def test_init_state_dtypes_and_detach() -> None:
     assert state.ssm.requires_grad and not state.detach().ssm.requires_grad
 
 
-def test_backend_reporting_on_cpu() -> None:
+def test_backend_reporting_on_cpu(cpu_path: str) -> None:
     m = Mamba2(8, headdim=4)
-    assert mamba_backend(m) == REFERENCE_BACKEND
-    assert mamba_backend("cpu") == REFERENCE_BACKEND
+    expected = CPU_SCAN_BACKEND if cpu_path == "numba" else REFERENCE_BACKEND
+    assert mamba_backend(m) == mamba_backend("cpu") == expected
     assert mamba_backend(torch.nn.Linear(2, 2)) == REFERENCE_BACKEND
+    m.use_kernels = False
+    assert mamba_backend(m) == REFERENCE_BACKEND
     forced = Mamba2(8, headdim=4, use_kernels=True)
     with pytest.raises(RuntimeError, match="use_kernels"):
         forced(torch.randn(1, 3, 8))

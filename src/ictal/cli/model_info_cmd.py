@@ -49,9 +49,7 @@ def model_info(
     g = cfg.graph
     pe = f"dynamic, every {g.semi_dynamic_interval} frames" if g.use_dynamic_pe else "static (10-20 montage)"
     console.print(f"Laplacian PE: {pe}, k={g.pe_k}")
-    console.print(
-        f"Mamba path on {device}: training {mamba_backend(model)}; inference {mamba_backend(model, inference=True)}"
-    )
+    console.print(f"Mamba backend: {mamba_backend(model)} (device {device})")
     console.print("MACs count matrix products and convolutions (torch.utils.flop_counter), not element-wise work.")
 
 

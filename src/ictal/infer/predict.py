@@ -352,7 +352,7 @@ def software_versions(model: torch.nn.Module | None = None) -> dict[str, str]:
         "scipy": scipy.__version__,
         "python": platform.python_version(),
     }
-    versions["mamba_backend"] = mamba_backend(model if model is not None else "cpu", inference=True)
+    versions["mamba_backend"] = mamba_backend(model if model is not None else "cpu")
     return versions
 
 

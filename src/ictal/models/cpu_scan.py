@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -49,65 +47,68 @@ def cpu_scan_enabled() -> bool:
 
 
 def cpu_scan_available() -> bool:
-    """Whether inference on a CPU can run the compiled scan: numba imports and ``ICTAL_CPU_SCAN`` is not 0."""
-    return cpu_scan_enabled() and _kernel() is not None
+    """Whether a CPU can run the compiled scan: numba imports and ``ICTAL_CPU_SCAN`` is not 0."""
+    return cpu_scan_enabled() and _kernels() is not None
 
 
 @functools.cache
-def _kernel() -> Callable[..., None] | None:
-    """The compiled kernel, or None without numba (looked up once per process; numba compiles it per dtype and
-    array layout on first use)."""
+def _kernels() -> Any:
+    """The compiled kernels' module (`ictal.models.cpu_scan_kernels`), or None without numba (looked up once per
+    process; numba compiles each kernel per dtype and array layout on first use)."""
     try:
-        import numba
-    except Exception:  # not installed, or a broken llvmlite: the SSD scan runs instead
+        from ictal.models import cpu_scan_kernels
+    except Exception:  # numba not installed, or a broken llvmlite: the SSD scan runs instead
         return None
-    # contract (fused multiply-add) only: no assumptions about NaN or infinity, so non-finite inputs propagate
-    # as they do through the SSD scan and the NaN debugger still finds their source.
-    compiled: Callable[..., None] = numba.njit(nogil=True, fastmath={"contract"}, error_model="numpy")(_scan_sequences)
-    return compiled
+    return cpu_scan_kernels
 
 
-def _scan_sequences(
-    xbc: Any, dt: Any, decay: Any, d: Any, state: Any, y: Any, nheads: int, headdim: int, ngroups: int, d_state: int
-) -> None:
-    """Every sequence, head and time step. Arrays (numpy views of the torch tensors):
+class _CompiledScan(torch.autograd.Function):
+    """The compiled scan as an autograd Function: forward `scan_forward` (keeping a state every CHECKPOINT_STEPS steps
+    when a gradient is needed), backward `scan_backward`.
 
-    xbc (B, L, H*P + 2*G*N): the conv's output, [x | B | C] per step; dt, decay (B, L, H): the step size and
-    exp(dt * A) (computed beforehand by torch's vectorised kernels: one exp per step here would cost more than the
-    recurrence); d (H,): skip weights; state (B, G, N, Hg*P): the state h_t laid out so that each state index holds
-    the channels of its group's heads side by side (the innermost loop runs over those channels, contiguous, which
-    the compiler vectorises); updated in place. y (B, L, H*P): written.
+    Inputs: xbc (B, L, H*P + 2*G*N), dt, decay (B, L, H), d (H,), initial (B, G, N, Hg*P) or None, all contiguous in
+    one float dtype, then the sizes. Outputs: y (B, L, H*P) and the final state (B, G, N, Hg*P).
     """
-    batch, length, _ = xbc.shape
-    hp = nheads * headdim
-    group_width = hp // ngroups
-    b_at = hp
-    c_at = hp + ngroups * d_state
-    # Per channel, from its head: dt * x and exp(dt * A) of the current step.
-    input_channel = np.empty(hp, dtype=y.dtype)
-    decay_channel = np.empty(hp, dtype=y.dtype)
-    for i in range(batch):
-        for t in range(length):
-            row = xbc[i, t]
-            out = y[i, t]
-            for h in range(nheads):
-                step, keep, skip = dt[i, t, h], decay[i, t, h], d[h]
-                for p in range(headdim):
-                    j = h * headdim + p
-                    input_channel[j] = step * row[j]
-                    decay_channel[j] = keep
-                    out[j] = skip * row[j]
-            for g in range(ngroups):
-                group_state = state[i, g]
-                base = g * group_width
-                for n in range(d_state):
-                    b_n = row[b_at + g * d_state + n]
-                    c_n = row[c_at + g * d_state + n]
-                    s = group_state[n]
-                    for k in range(group_width):
-                        value = decay_channel[base + k] * s[k] + input_channel[base + k] * b_n
-                        s[k] = value
-                        out[base + k] += value * c_n
+
+    @staticmethod
+    def forward(
+        ctx: Any, xbc: Tensor, dt: Tensor, decay: Tensor, d: Tensor, initial: Tensor | None,
+        nheads: int, headdim: int, ngroups: int, d_state: int,
+    ) -> tuple[Tensor, Tensor]:  # fmt: skip
+        kernels = _kernels()
+        batch, length, _ = xbc.shape
+        width = nheads * headdim // ngroups
+        state = xbc.new_zeros(batch, ngroups, d_state, width) if initial is None else initial.detach().clone()
+        y = xbc.new_empty(batch, length, nheads * headdim)
+        training = any(ctx.needs_input_grad)
+        segments = -(-length // kernels.CHECKPOINT_STEPS) if training else 0
+        checkpoints = xbc.new_empty(batch, segments, ngroups, d_state, width)
+        arrays = [t.detach().numpy() for t in (xbc, dt, decay, d, state, y, checkpoints)]
+        kernels.scan_forward(*arrays, nheads, headdim, ngroups, d_state)
+        if training:
+            ctx.save_for_backward(xbc, dt, decay, d, checkpoints)
+            ctx.sizes = (nheads, headdim, ngroups, d_state)
+            ctx.has_initial = initial is not None
+        return y, state
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_y: Tensor | None, grad_final: Tensor | None) -> tuple[Tensor | None, ...]:
+        xbc, dt, decay, d, checkpoints = ctx.saved_tensors
+        nheads, headdim, ngroups, d_state = ctx.sizes
+        batch, length, _ = xbc.shape
+        width = nheads * headdim // ngroups
+        f = xbc.dtype
+        grad_y = xbc.new_zeros(batch, length, nheads * headdim) if grad_y is None else grad_y.to(f).contiguous()
+        # In: the final state's gradient; out (updated in place by the kernel): the initial state's.
+        adjoint = xbc.new_zeros(batch, ngroups, d_state, width) if grad_final is None else grad_final.to(f).clone()
+        grad_xbc, grad_dt, grad_decay = torch.empty_like(xbc), torch.empty_like(dt), torch.empty_like(decay)
+        grad_d = torch.zeros_like(d)
+        arrays = [t.detach().numpy() for t in (xbc, dt, decay, d, checkpoints, grad_y, adjoint)]
+        arrays += [t.numpy() for t in (grad_xbc, grad_dt, grad_decay, grad_d)]
+        _kernels().scan_backward(*arrays, nheads, headdim, ngroups, d_state)
+        grad_initial = adjoint if ctx.has_initial else None
+        return grad_xbc, grad_dt, grad_decay, grad_d, grad_initial, None, None, None, None
 
 
 def selective_scan_cpu(
@@ -123,16 +124,15 @@ def selective_scan_cpu(
     d_state: int,
     initial: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Mamba2's scan with the D skip, for inference on a CPU (no autograd).
+    """Mamba2's scan with the D skip on a CPU, differentiable (autograd) with respect to every input.
 
     xbc: (B, L, H*P + 2*G*N) the causal conv's SiLU output, [x | B | C] along the last axis; dt_raw: (B, L, H) step
     sizes before ``softplus(dt_raw + dt_bias)``; dt_bias, d: (H,); a: (H,) negative decay rates; initial: (B, H, P, N)
-    state or None (zeros). Computes in float64 for float64 inputs, float32 otherwise (like the SSD scan).
-    Returns y (B, L, H*P) in the compute dtype and the final state (B, H, P, N). Runs in the calling thread, on one
-    core, without the GIL (callers run blocks of sequences on several threads: `ictal.models.parallel`).
+    state or None (zeros). Computes in float64 for float64 inputs, float32 otherwise (like the SSD scan), with
+    autocast off. Returns y (B, L, H*P) in the compute dtype and the final state (B, H, P, N). Runs in the calling
+    thread, on one core, without the GIL (callers run blocks of sequences on several threads: `ictal.models.parallel`).
     """
-    kernel = _kernel()
-    if kernel is None:
+    if _kernels() is None:
         raise RuntimeError("selective_scan_cpu needs numba; install it (pip install numba) or use ssd_chunked_scan")
     f = torch.float64 if xbc.dtype == torch.float64 else torch.float32
     batch, length, _ = xbc.shape
@@ -140,19 +140,15 @@ def selective_scan_cpu(
     if batch == 0 or length == 0:  # nothing to scan: no output, the state passes unchanged
         final = xbc.new_zeros(batch, nheads, headdim, d_state, dtype=f) if initial is None else initial.to(f)
         return xbc.new_zeros(batch, length, hp, dtype=f), final
-    with torch.no_grad():
-        xbc = xbc.to(f).contiguous()
+    grouped = (batch, ngroups, nheads // ngroups, headdim, d_state)
+    with torch.autocast(device_type=xbc.device.type, enabled=False):
         dt = F.softplus(dt_raw.to(f) + dt_bias.to(f))  # (B, L, H) contiguous, as the SSD scan computes it
         decay = torch.exp(dt * a.to(f))
-        groups = (batch, ngroups, nheads // ngroups, headdim, d_state)
-        if initial is None:
-            state = xbc.new_zeros(batch, ngroups, d_state, hp // ngroups)
-        else:  # (B, H, P, N) -> (B, G, N, Hg*P)
-            state = initial.detach().to(f).reshape(groups).permute(0, 1, 4, 2, 3).reshape(batch, ngroups, d_state, -1)
-            state = state.contiguous()
-        y = xbc.new_empty(batch, length, hp)
-        skip = d.detach().to(f).contiguous()
-        kernel(xbc.numpy(), dt.numpy(), decay.numpy(), skip.numpy(), state.numpy(), y.numpy(),
-               nheads, headdim, ngroups, d_state)  # fmt: skip
+        if initial is not None:  # (B, H, P, N) -> (B, G, N, Hg*P)
+            initial = initial.to(f).reshape(grouped).permute(0, 1, 4, 2, 3).reshape(batch, ngroups, d_state, -1)
+            initial = initial.contiguous()
+        y, state = _CompiledScan.apply(
+            xbc.to(f).contiguous(), dt, decay, d.to(f), initial, nheads, headdim, ngroups, d_state
+        )
     final = state.view(batch, ngroups, d_state, nheads // ngroups, headdim).permute(0, 1, 3, 4, 2)
     return y, final.reshape(batch, nheads, headdim, d_state)

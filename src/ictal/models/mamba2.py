@@ -12,10 +12,10 @@ path:
     out     = out_proj(RMSNorm(y * silu(z)))
 
 Dispatch: with `use_kernels=None` (default) the mamba_ssm Triton kernels are used when `mamba_ssm` imports and
-the input is a CUDA float32/float16/bfloat16 tensor, and an eval-mode call on a CPU that needs no gradient
-(inference) runs its scan as the plain recurrence compiled by numba (`ictal.models.cpu_scan`, 3-4.6x faster there
-than the SSD scan); `use_kernels=False` always uses the PyTorch SSD path; `use_kernels=True` requires the CUDA
-kernels and raises otherwise. `mamba_backend()` names the active path.
+the input is a CUDA float32/float16/bfloat16 tensor, and on a CPU the scan runs as the plain recurrence compiled by
+numba, forward and backward (`ictal.models.cpu_scan`: 3-4.6x faster than the SSD scan forward, 1.3-2x forward and
+backward); `use_kernels=False` (or ``ICTAL_CPU_SCAN=0``) always uses the PyTorch SSD path, the reference;
+`use_kernels=True` requires the CUDA kernels and raises otherwise. `mamba_backend()` names the active path.
 
 The PyTorch path is written for CPU memory traffic, which is where its time goes (the layers' arithmetic is small):
 sequences run in blocks that stay in the caches (BiMamba2: norm and both directions per block), shared among worker
@@ -96,9 +96,9 @@ def _kernels_apply(device: torch.device, dtype: torch.dtype) -> bool:
     return device.type == "cuda" and dtype in _KERNEL_DTYPES and mamba_kernels() is not None
 
 
-def mamba_backend(module_or_device: nn.Module | torch.device | str, inference: bool = False) -> str:
-    """Which Mamba path runs: "mamba_ssm CUDA kernels", "PyTorch SSD reference", or, for eval-mode calls without
-    gradients on a CPU (``inference=True``), "numba CPU scan" (`ictal.models.cpu_scan`) where it is available.
+def mamba_backend(module_or_device: nn.Module | torch.device | str) -> str:
+    """Which Mamba path runs: "mamba_ssm CUDA kernels", "numba CPU scan" (`ictal.models.cpu_scan`, on a CPU where
+    numba imports) or "PyTorch SSD reference".
 
     For a module: the device of its parameters and the `use_kernels` setting of its Mamba2 layers (the
     reference path if the module has none). For a device: what a default (`use_kernels=None`) layer would use.
@@ -113,7 +113,7 @@ def mamba_backend(module_or_device: nn.Module | torch.device | str, inference: b
         device, dtype = torch.device(module_or_device), torch.float32
     if _kernels_apply(device, dtype):
         return KERNEL_BACKEND
-    if inference and device.type == "cpu" and cpu_scan_available():
+    if device.type == "cpu" and cpu_scan_available():
         return CPU_SCAN_BACKEND
     return REFERENCE_BACKEND
 
@@ -181,8 +181,8 @@ class Mamba2(nn.Module):
     (nheads = d_inner / headdim); d_conv: causal conv width; chunk_size: SSD chunk length of the PyTorch
     path (speed/memory only, never the result; 16 is fastest on CPU for headdim 8, d_state 16); ngroups: B/C
     groups, each shared by nheads / ngroups heads; dt_min, dt_max, dt_init_floor: initial step-size range;
-    A_init_range: initial range of -A; use_kernels: None = mamba_ssm kernels when usable (and numba's CPU scan
-    for inference), False = always the PyTorch SSD path, True = CUDA kernels required; recompute_above_mb: on the
+    A_init_range: initial range of -A; use_kernels: None = mamba_ssm kernels when usable (numba's CPU scan on a
+    CPU), False = always the PyTorch SSD path, True = CUDA kernels required; recompute_above_mb: on the
     PyTorch path, a training call whose activations (`activation_mb`) would exceed this many MiB keeps only its
     input and recomputes each block of sequences in the backward pass (the same gradients for one more forward
     pass; activation memory bounded by one block); None: never. `model.activation_checkpointing` on top of it
@@ -439,7 +439,7 @@ class Mamba2(nn.Module):
         z, xbc, dt_raw = self._split_proj(self.in_proj(x))
         xbc, conv_state = self._causal_conv(xbc, None if state is None else state.conv, kernels)
         initial = None if state is None else state.ssm
-        if kernels is None and self._runs_cpu_scan(xbc, dt_raw):
+        if kernels is None and self._runs_cpu_scan(xbc):
             a = -torch.exp(self.A_log.to(scan_dtype(xbc.dtype)))
             y, ssm_state = selective_scan_cpu(
                 xbc, dt_raw, self.dt_bias, a, self.D, nheads=self.nheads, headdim=self.headdim,
@@ -451,17 +451,10 @@ class Mamba2(nn.Module):
             y, ssm_state = self._scan(xh, dt_raw, b, c, initial, kernels)
         return self._gated_out(y.reshape(batch, length, self.d_inner), z), Mamba2State(conv=conv_state, ssm=ssm_state)
 
-    def _runs_cpu_scan(self, xbc: Tensor, dt_raw: Tensor) -> bool:
-        """Whether this call's scan runs compiled (`ictal.models.cpu_scan`): on a CPU, in eval mode, with no gradient
-        needed, numba present, and neither `use_kernels=False` nor ``ICTAL_CPU_SCAN=0`` asking for the SSD scan.
-        Training mode keeps the SSD scan even without gradients: a recomputed block's forward (no gradients) must
-        give exactly what its recomputation in the backward pass (the SSD scan, with autograd) gives."""
-        if xbc.device.type != "cpu" or self.use_kernels is False or self.training:
-            return False
-        inputs = (xbc, dt_raw, self.dt_bias, self.A_log, self.D)
-        if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-            return False
-        return cpu_scan_available()
+    def _runs_cpu_scan(self, xbc: Tensor) -> bool:
+        """Whether this call's scan runs compiled (`ictal.models.cpu_scan`): on a CPU, numba present, and neither
+        `use_kernels=False` nor ``ICTAL_CPU_SCAN=0`` asking for the SSD scan."""
+        return xbc.device.type == "cpu" and self.use_kernels is not False and cpu_scan_available()
 
     def _gated_out(self, y: Tensor, z: Tensor) -> Tensor:
         """out_proj(RMSNorm(y * silu(z))): (B, L, d_inner) -> (B, L, d_model). With one group the norm's
