@@ -1,20 +1,22 @@
-"""Mamba2's selective scan for CPU inference: the recurrence step by step, in code compiled by numba.
+"""Mamba2's selective scan on a CPU: the recurrence step by step, forward and backward, in code compiled by numba.
 
     h_t = exp(dt_t * A) * h_{t-1} + dt_t * x_t B_t^T        y_t = h_t C_t + D * x_t      (per sequence and head)
 
 Why a second evaluation beside the chunked SSD scan (`ictal.models.ssd`): on a CPU the SSD algorithm's time goes
 into memory traffic (per-chunk states as large as the input, many small matrix products and elementwise passes), not
 arithmetic. Step by step, a head's (headdim x d_state) state stays in the L1 cache, every input is read once, and
-the innermost loop runs over contiguous channels, which the compiler vectorises. Measured on one thread of a 2-core
-machine (``python benchmarks/scan.py``, two runs; ``benchmarks/model.py --ssd-scan`` gives the whole model's
-figures): a block of the base model's node stream (3 sequences x 960 frames) in 0.92-0.98 ms against the SSD scan's
-3.6-4.5 ms (3.9-4.6x), a block of its edge stream (12-13 x 960) in 1.05-1.07 ms against 3.4-3.6 ms (3.3-3.4x). It
-has no backward pass, so it runs only in eval mode where no gradient is needed (inference: `ictal predict`,
-evaluation, streaming); training runs the SSD scan. Both compute the same recurrence in the same float precision;
-the tests hold them to each other and to a naive per-step loop.
+the innermost loop runs over contiguous channels, which the compiler vectorises. The backward pass runs the adjoint
+recurrence backwards in time, recomputing the states of each 16-step segment from a state the forward pass kept.
+Measured on one thread of a 2-core machine (``python benchmarks/scan.py``; ``benchmarks/model.py --ssd-scan`` gives
+the whole model's figures), per block of the base model's sequences: node stream (3 x 960 frames) forward 0.92-1.17 ms
+against the SSD scan's 3.6-4.5 ms (3.3-4.6x), forward + backward 6.0 against 15.7 ms (2.6x); edge stream (13 x 960)
+forward 1.05-1.15 against 3.4-3.6 ms (3.1-3.4x), forward + backward 7.6 against 16.3 ms (2.1x). Both compute the same
+recurrence in the same float precision; the tests hold them to each other (outputs and gradients), to a naive
+per-step loop and to gradcheck.
 
-numba (a well-kept JIT compiler for numerical Python, no C compiler needed) compiles the kernel on the first call in
-a process (about a second). Without numba, or with ``ICTAL_CPU_SCAN=0``, inference runs the SSD scan.
+numba (a well-kept JIT compiler for numerical Python, no C compiler needed) compiles each kernel on its first call
+in a process (about a second; its compiler stays resident, some 100-250 MB). Without numba, or with
+``ICTAL_CPU_SCAN=0``, the SSD scan runs instead.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ictal.errors import ConfigError
 
 __all__ = ["CPU_SCAN_ENV", "cpu_scan_available", "selective_scan_cpu"]
 
-#: Environment variable: ``0`` turns the compiled CPU scan off (inference then runs the SSD scan), ``1`` (default) on.
+#: Environment variable: ``0`` turns the compiled CPU scan off (the SSD scan runs instead), ``1`` (default) on.
 CPU_SCAN_ENV = "ICTAL_CPU_SCAN"
 
 
@@ -41,7 +43,7 @@ def cpu_scan_enabled() -> bool:
     if value not in ("0", "1"):
         raise ConfigError(
             f"environment variable {CPU_SCAN_ENV}",
-            [f"{CPU_SCAN_ENV}={value!r} must be 0 (SSD scan for inference too) or 1 (compiled CPU scan), or unset"],
+            [f"{CPU_SCAN_ENV}={value!r} must be 0 (the PyTorch SSD scan) or 1 (the compiled CPU scan), or unset"],
         )
     return value == "1"
 
