@@ -261,3 +261,23 @@ def test_bidirectional_block_and_v3_inference_equal_the_ssd_path(monkeypatch: py
         y_bf16 = bi(x)
     assert torch.isfinite(y_bf16).all()
     assert (y_bf16.float() - y).norm() / y.norm() < 5e-2
+
+
+def test_states_are_kept_for_the_backward_pass_only_when_one_follows(monkeypatch: pytest.MonkeyPatch) -> None:
+    kernels = cpu_scan._kernels()
+    kept: list[int] = []
+    real = kernels.scan_forward
+
+    def spy(*args: object) -> None:
+        kept.append(args[6].shape[1])  # type: ignore[attr-defined]  # checkpoints (B, S, G, N, W)
+        real(*args)
+
+    monkeypatch.setattr(kernels, "scan_forward", spy)
+    m = eval_module(4)  # parameters require gradients, as in any model
+    x = torch.randn(1, 40, 12, dtype=F64)
+    with torch.no_grad():
+        m(x)
+    with torch.inference_mode():
+        m(x)
+    m(x.requires_grad_()).sum().backward()
+    assert kept == [0, 0, 3]  # 40 steps: states before steps 0, 16 and 32

@@ -69,20 +69,20 @@ class _CompiledScan(torch.autograd.Function):
     when a gradient is needed), backward `scan_backward`.
 
     Inputs: xbc (B, L, H*P + 2*G*N), dt, decay (B, L, H), d (H,), initial (B, G, N, Hg*P) or None, all contiguous in
-    one float dtype, then the sizes. Outputs: y (B, L, H*P) and the final state (B, G, N, Hg*P).
+    one float dtype, then the sizes and whether a backward pass will follow. Outputs: y (B, L, H*P) and the final
+    state (B, G, N, Hg*P).
     """
 
     @staticmethod
     def forward(
         ctx: Any, xbc: Tensor, dt: Tensor, decay: Tensor, d: Tensor, initial: Tensor | None,
-        nheads: int, headdim: int, ngroups: int, d_state: int,
+        nheads: int, headdim: int, ngroups: int, d_state: int, training: bool,
     ) -> tuple[Tensor, Tensor]:  # fmt: skip
         kernels = _kernels()
         batch, length, _ = xbc.shape
         width = nheads * headdim // ngroups
         state = xbc.new_zeros(batch, ngroups, d_state, width) if initial is None else initial.detach().clone()
         y = xbc.new_empty(batch, length, nheads * headdim)
-        training = any(ctx.needs_input_grad)
         segments = -(-length // kernels.CHECKPOINT_STEPS) if training else 0
         checkpoints = xbc.new_empty(batch, segments, ngroups, d_state, width)
         arrays = [t.detach().numpy() for t in (xbc, dt, decay, d, state, y, checkpoints)]
@@ -110,7 +110,7 @@ class _CompiledScan(torch.autograd.Function):
         arrays += [t.numpy() for t in (grad_xbc, grad_dt, grad_decay, grad_d)]
         _kernels().scan_backward(*arrays, nheads, headdim, ngroups, d_state)
         grad_initial = adjoint if ctx.has_initial else None
-        return grad_xbc, grad_dt, grad_decay, grad_d, grad_initial, None, None, None, None
+        return grad_xbc, grad_dt, grad_decay, grad_d, grad_initial, None, None, None, None, None
 
 
 def selective_scan_cpu(
@@ -149,8 +149,9 @@ def selective_scan_cpu(
         if initial is not None:  # (B, H, P, N) -> (B, G, N, Hg*P)
             initial = initial.to(f).reshape(grouped).permute(0, 1, 4, 2, 3).reshape(batch, ngroups, d_state, -1)
             initial = initial.contiguous()
-        y, state = _CompiledScan.apply(
-            xbc.to(f).contiguous(), dt, decay, d.to(f), initial, nheads, headdim, ngroups, d_state
-        )
+        inputs = (xbc.to(f).contiguous(), dt, decay, d.to(f), initial)
+        # Inside forward, ctx.needs_input_grad is True for a parameter even under no_grad: decide here instead.
+        training = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
+        y, state = _CompiledScan.apply(*inputs, nheads, headdim, ngroups, d_state, training)
     final = state.view(batch, ngroups, d_state, nheads // ngroups, headdim).permute(0, 1, 3, 4, 2)
     return y, final.reshape(batch, nheads, headdim, d_state)
