@@ -62,6 +62,7 @@ def predict(
 
     from ictal.cli.evaluate_cmd import resolve_device
     from ictal.infer.predict import PredictConfig, find_recordings, predict_files, resolve_threshold
+    from ictal.models.cpu_scan import cpu_scan_enabled
     from ictal.train.checkpoint import load_model
 
     console = Console()
@@ -75,6 +76,7 @@ def predict(
         typer.echo(f"error: {bad}", err=True)
         raise typer.Exit(2) from None
     try:
+        cpu_scan_enabled()  # a bad ICTAL_CPU_SCAN: one error now, not one per recording
         dev = resolve_device(device)
         model, cfg, meta = load_model(checkpoint, dev)
         threshold = resolve_threshold(cfg.post, thresholds_from, predict_cfg.fa_target)
