@@ -18,12 +18,16 @@ def model_info(
     import torch
 
     from ictal.models.config import load_v3_config
+    from ictal.models.cpu_scan import cpu_scan_enabled
     from ictal.models.info import macs_per_window, parameter_counts
     from ictal.models.mamba2 import mamba_backend
+    from ictal.models.parallel import block_workers
     from ictal.models.v3 import V3Detector
 
     try:
         cfg = load_v3_config(config)
+        cpu_scan_enabled()  # environment settings the forward pass reads: refused here, not as a traceback
+        block_workers()
     except ConfigError as exc:
         typer.echo(f"{exc.source}: {len(exc.problems)} problem(s)", err=True)
         for line in exc.problems:
