@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ictal.io.atomic import write_text_atomic
 from ictal.models.config import V3Config
 from ictal.models.cpu_scan import cpu_scan_available, selective_scan_cpu
 from ictal.models.mamba2 import Mamba2
+from ictal.models.ssd import ssd_chunked_scan
 
 FRAMES = 960
 
@@ -42,7 +44,8 @@ def measure(stream: str, cfg: Any, sequences: int, repeats: int, calls: int) -> 
 
     def ssd(xbc: torch.Tensor, dt_raw: torch.Tensor) -> torch.Tensor:
         xh, b, c = layer._split_xbc(xbc)
-        return layer._scan(xh, dt_raw, b, c, None, None)[0].flatten(2)
+        dt = F.softplus(dt_raw + layer.dt_bias)
+        return ssd_chunked_scan(xh, dt, -torch.exp(layer.A_log), b, c, layer.D, layer.chunk_size)[0].flatten(2)
 
     def compiled(xbc: torch.Tensor, dt_raw: torch.Tensor) -> torch.Tensor:
         a = -torch.exp(layer.A_log)

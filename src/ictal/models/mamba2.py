@@ -96,6 +96,10 @@ def _kernels_apply(device: torch.device, dtype: torch.dtype) -> bool:
     return device.type == "cuda" and dtype in _KERNEL_DTYPES and mamba_kernels() is not None
 
 
+def _cpu_scan_applies(device: torch.device) -> bool:
+    return device.type == "cpu" and cpu_scan_available()
+
+
 def mamba_backend(module_or_device: nn.Module | torch.device | str) -> str:
     """Which Mamba path runs: "mamba_ssm CUDA kernels", "numba CPU scan" (`ictal.models.cpu_scan`, on a CPU where
     numba imports) or "PyTorch SSD reference".
@@ -113,7 +117,7 @@ def mamba_backend(module_or_device: nn.Module | torch.device | str) -> str:
         device, dtype = torch.device(module_or_device), torch.float32
     if _kernels_apply(device, dtype):
         return KERNEL_BACKEND
-    if device.type == "cpu" and cpu_scan_available():
+    if _cpu_scan_applies(device):
         return CPU_SCAN_BACKEND
     return REFERENCE_BACKEND
 
@@ -315,21 +319,28 @@ class Mamba2(nn.Module):
         return _CausalConvSiLU.apply(xbc, prefix, weight, bias), new_state
 
     def _scan(
-        self,
-        x: Tensor,
-        dt_raw: Tensor,
-        b: Tensor,
-        c: Tensor,
-        initial: Tensor | None,
-        kernels: MambaKernels | None,
+        self, xbc: Tensor, dt_raw: Tensor, initial: Tensor | None, kernels: MambaKernels | None
     ) -> tuple[Tensor, Tensor]:
-        """SSM over (B, L, H, P) inputs; returns y (B, L, H, P) and the final state (B, H, P, N)."""
-        f = scan_dtype(x.dtype)
+        """SSM over the conv output xbc (B, L, conv_dim) = [x, B, C]: y (B, L, H, P) and the final state (B, H, P, N),
+        on the mamba_ssm kernels, numba's CPU scan (`_runs_cpu_scan`) or the PyTorch SSD scan."""
+        f = scan_dtype(xbc.dtype)
         a = -torch.exp(self.A_log.to(f))
+        if kernels is None and self._runs_cpu_scan(xbc):
+            y, final = selective_scan_cpu(
+                xbc, dt_raw, self.dt_bias, a, self.D, nheads=self.nheads, headdim=self.headdim,
+                ngroups=self.ngroups, d_state=self.d_state, initial=initial,
+            )  # fmt: skip
+            return y.to(xbc.dtype).unflatten(-1, (self.nheads, self.headdim)), final
+        x, b, c = self._split_xbc(xbc)
         if kernels is not None:
             return _kernel_chunk_scan(kernels, x, dt_raw, a, b, c, self.D, self.dt_bias, KERNEL_CHUNK_SIZE, initial)
         dt = F.softplus(dt_raw.to(f) + self.dt_bias.to(f))
         return ssd_chunked_scan(x, dt, a, b, c, self.D, self.chunk_size, initial)
+
+    def _runs_cpu_scan(self, xbc: Tensor) -> bool:
+        """Whether this call's scan runs compiled (`ictal.models.cpu_scan`): on a CPU, numba present, and neither
+        `use_kernels=False` nor ``ICTAL_CPU_SCAN=0`` asking for the SSD scan."""
+        return self.use_kernels is not False and _cpu_scan_applies(xbc.device)
 
     # --- forward -----------------------------------------------------------------------------------------
     @overload
@@ -438,23 +449,8 @@ class Mamba2(nn.Module):
         batch, length, _ = x.shape
         z, xbc, dt_raw = self._split_proj(self.in_proj(x))
         xbc, conv_state = self._causal_conv(xbc, None if state is None else state.conv, kernels)
-        initial = None if state is None else state.ssm
-        if kernels is None and self._runs_cpu_scan(xbc):
-            a = -torch.exp(self.A_log.to(scan_dtype(xbc.dtype)))
-            y, ssm_state = selective_scan_cpu(
-                xbc, dt_raw, self.dt_bias, a, self.D, nheads=self.nheads, headdim=self.headdim,
-                ngroups=self.ngroups, d_state=self.d_state, initial=initial,
-            )  # fmt: skip
-            y = y.to(xbc.dtype)
-        else:
-            xh, b, c = self._split_xbc(xbc)
-            y, ssm_state = self._scan(xh, dt_raw, b, c, initial, kernels)
+        y, ssm_state = self._scan(xbc, dt_raw, None if state is None else state.ssm, kernels)
         return self._gated_out(y.reshape(batch, length, self.d_inner), z), Mamba2State(conv=conv_state, ssm=ssm_state)
-
-    def _runs_cpu_scan(self, xbc: Tensor) -> bool:
-        """Whether this call's scan runs compiled (`ictal.models.cpu_scan`): on a CPU, numba present, and neither
-        `use_kernels=False` nor ``ICTAL_CPU_SCAN=0`` asking for the SSD scan."""
-        return xbc.device.type == "cpu" and self.use_kernels is not False and cpu_scan_available()
 
     def _gated_out(self, y: Tensor, z: Tensor) -> Tensor:
         """out_proj(RMSNorm(y * silu(z))): (B, L, d_inner) -> (B, L, d_model). With one group the norm's
