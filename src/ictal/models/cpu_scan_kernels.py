@@ -98,8 +98,9 @@ def scan_backward(
     b_at = hp
     c_at = hp + ngroups * d_state
     states = np.empty((CHECKPOINT_STEPS + 1, ngroups, d_state, group_width), dtype=xbc.dtype)
-    input_channel = np.empty(hp, dtype=xbc.dtype)
-    decay_channel = np.empty(hp, dtype=xbc.dtype)
+    # Each step's factors, computed while the segment's states are recomputed and read again on the way back.
+    input_channels = np.empty((CHECKPOINT_STEPS, hp), dtype=xbc.dtype)
+    decay_channels = np.empty((CHECKPOINT_STEPS, hp), dtype=xbc.dtype)
     grad_input = np.empty(hp, dtype=xbc.dtype)
     grad_keep = np.empty(hp, dtype=xbc.dtype)
     for i in range(batch):
@@ -109,6 +110,7 @@ def scan_backward(
             t1 = min(t0 + CHECKPOINT_STEPS, length)
             states[0] = checkpoints[i, segment]
             for t in range(t0, t1):  # states[t - t0 + 1] = h_t
+                input_channel, decay_channel = input_channels[t - t0], decay_channels[t - t0]
                 step_factors(xbc, dt, decay, i, t, nheads, headdim, input_channel, decay_channel)
                 for g in range(ngroups):
                     base = g * group_width
@@ -119,7 +121,7 @@ def scan_backward(
                             after[k] = decay_channel[base + k] * before[k] + input_channel[base + k] * b_n
             for t in range(t1 - 1, t0 - 1, -1):
                 row, grad_out, grad_row = xbc[i, t], grad_y[i, t], grad_xbc[i, t]
-                step_factors(xbc, dt, decay, i, t, nheads, headdim, input_channel, decay_channel)
+                input_channel, decay_channel = input_channels[t - t0], decay_channels[t - t0]
                 grad_input[:] = 0.0
                 grad_keep[:] = 0.0
                 for g in range(ngroups):
