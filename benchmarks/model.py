@@ -334,14 +334,12 @@ def main() -> None:
         "--compile", action="store_true",
         help="also time the forward passes with ictal.models.compiled (torch.compile of the Mamba2 layers; CPU)",
     )  # fmt: skip
-    parser.add_argument(
-        "--serial-blocks", action="store_true",
-        help="also time the CPU configurations with ICTAL_BLOCK_WORKERS=1 (no worker threads), each in turn with ours",
-    )  # fmt: skip
-    parser.add_argument(
-        "--ssd-scan", action="store_true",
-        help="also time the CPU configurations with ICTAL_CPU_SCAN=0 (the SSD scan, not numba's), each after ours",
-    )  # fmt: skip
+    for key, (env, what, _) in BASELINES.items():
+        setting = ", ".join(f"{k}={v}" for k, v in env.items())
+        parser.add_argument(
+            f"--{key.replace('_', '-')}", action="store_true",
+            help=f"also time the CPU configurations with {setting} ({what}), each right after ours",
+        )  # fmt: skip
     parser.add_argument("--gpu-only", action="store_true", help="skip the CPU figures (with a CUDA device)")
     parser.add_argument("--omp-passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE (shared, loaded cores)")
     parser.add_argument(
