@@ -6,11 +6,13 @@ time with 4 decimals as in TUSZ files. For scale: the NEDC tool itself takes abo
 
 Ours: the NEDC common step (``NedcEvents.from_intervals``) and OVLP, TAES, EPOCH and DPALIGN with per-file
 results, as ``score_nedc`` runs them. Baseline, written here: the same four scorers as straightforward
-per-event Python, the way the NEDC tool computes them (per file: sort, merge and fill the timeline; OVLP by
-comparing every reference event with every hypothesis event; the TAES walk with integer-second sets; EPOCH by
-looking up the label of every 0.25 s sample in the event list; DPALIGN by a full edit-distance table). The
-baseline scores the SEIZ label only, where ours (and the NEDC tool) score BCKG too, so the ratio understates the
-difference. The script checks that both give the same SEIZ counts and prints the check. Times are CPU seconds
+per-event Python, the way the NEDC tool computes them: ``tests/nedc_oracle.py``, the tests' transcription of
+``scoring.md`` (per file: sort, fill and join the timeline; OVLP by comparing every reference event with every
+hypothesis event; the TAES walk with integer-second sets; EPOCH by looking up the label of every 0.25 s sample
+in the event list; DPALIGN by a full edit-distance table; both labels). The script checks that both give the
+same SEIZ counts and prints the check. With ``--overlapping`` every hypothesis event is written twice, the
+second row shifted and overlapping the first, so that every file takes the scorers' general path (events
+that overlap: EPOCH labels such files sample by sample, TAES tests every event). Times are CPU seconds
 of this process (single-threaded code, so a busy machine changes them less than wall time), best of
 ``--repeats`` for ours, one run of the baseline.
 
@@ -20,7 +22,7 @@ traces the size of TUSZ dev (1,800 recordings, 435 h, 25 million samples): ``smo
 with seizure-like plateaus and false-alarm bumps, like a trained model's) and ``noisy`` ones (a mid-range
 background whose noise crosses many thresholds, like an untrained model's). One run each, CPU seconds.
 
-    python benchmarks/score.py [--repeats 5] [--sweep] [--json out.json]
+    python benchmarks/score.py [--repeats 5] [--overlapping] [--sweep] [--json out.json]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -101,181 +104,27 @@ def ours(refs: list[Intervals], hyps: list[Intervals], durations: list[float]) -
 
 # ---- baseline: per-event Python, as the NEDC tool does it ----------------------------------------------------
 
-SEIZ, BCKG = "seiz", "bckg"
-Timeline = list[tuple[float, float, str]]
-
-
-def timeline(seizures: Intervals, duration: float) -> Timeline:
-    """The NEDC common step for one file: 4 decimals, sort, clip, merge overlapping or touching, fill with bckg."""
-    events = sorted((max(0.0, round(a, 4)), min(round(duration, 4), round(b, 4))) for a, b in seizures)
-    merged: list[list[float]] = []
-    for a, b in events:
-        if b <= a:
-            continue
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    out: Timeline = []
-    t = 0.0
-    for a, b in merged:
-        if a > t:
-            out.append((t, a, BCKG))
-        out.append((a, b, SEIZ))
-        t = b
-    if round(duration, 4) > t:
-        out.append((t, round(duration, 4), BCKG))
-    return out
-
-
-def of_label(events: Timeline, label: str) -> list[tuple[float, float]]:
-    return [(a, b) for a, b, lab in events if lab == label]
-
-
-def baseline_ovlp(ref: Timeline, hyp: Timeline) -> tuple[float, float, float, float]:
-    r, h = of_label(ref, SEIZ), of_label(hyp, SEIZ)
-    hits = 0
-    for r0, r1 in r:
-        for h0, h1 in h:
-            if h1 > r0 and h0 < r1:
-                hits += 1
-                break
-    fas = 0
-    for h0, h1 in h:
-        if not any(h1 > r0 and h0 < r1 for r0, r1 in r):
-            fas += 1
-    return len(r), hits, len(r) - hits, fas
-
-
-def anyovlp(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    return bool(set(range(int(a[0]), int(a[1]) + 1)) & set(range(int(b[0]), int(b[1]) + 1)))
-
-
-def part(r: tuple[float, float], h: tuple[float, float]) -> tuple[float, float]:
-    d = r[1] - r[0]
-    if h[0] <= r[0] and h[1] <= r[1]:
-        return (h[1] - r[0]) / d, min(1.0, (r[0] - h[0]) / d)
-    if h[0] >= r[0] and h[1] >= r[1]:
-        return (r[1] - h[0]) / d, min(1.0, (h[1] - r[1]) / d)
-    if h[0] < r[0] and h[1] > r[1]:
-        return 1.0, min(1.0, (r[0] - h[0] + h[1] - r[1]) / d)
-    return (h[1] - h[0]) / d, 0.0
-
-
-def baseline_taes(ref: Timeline, hyp: Timeline) -> tuple[float, float, float, float]:
-    """The TAES walk of ``scoring.md`` for the SEIZ label, loop for loop."""
-    r, h = of_label(ref, SEIZ), of_label(hyp, SEIZ)
-    r_used, h_used = [False] * len(r), [False] * len(h)
-    hit = miss = fa = 0.0
-    for i in range(len(r)):
-        if r_used[i] or not any(hj[1] > r[i][0] and hj[0] < r[i][1] for hj in h):
-            continue
-        for j in range(len(h)):
-            if h_used[j] or not anyovlp(r[i], h[j]):
-                continue
-            p_hit, p_fa = part(r[i], h[j])
-            p_miss = 1.0 - p_hit
-            r_used[i] = h_used[j] = True
-            if h[j][1] >= r[i][1]:
-                for k in range(i + 1, len(r)):
-                    if anyovlp(r[k], h[j]):
-                        p_miss += 1.0
-                        r_used[k] = True
-            else:
-                for k in range(j + 1, len(h)):
-                    if anyovlp(r[i], h[k]):
-                        k_hit, k_fa = part(r[i], h[k])
-                        p_hit += k_hit
-                        p_miss -= k_hit
-                        p_fa += k_fa
-                        h_used[k] = True
-            hit += p_hit
-            miss += p_miss
-            fa += p_fa
-    miss += r_used.count(False)
-    fa += h_used.count(False)
-    return len(r), hit, miss, fa
-
-
-def label_at(events: Timeline, t: float) -> str:
-    for a, b, label in events:
-        if a <= t <= b:
-            return label
-    return BCKG
-
-
-def baseline_epoch(ref: Timeline, hyp: Timeline, duration: float) -> tuple[float, float, float, float]:
-    targets = hits = fas = 0
-    t, k = 0.125, 0
-    while t <= round(duration, 4):
-        r, h = label_at(ref, t), label_at(hyp, t)
-        targets += r == SEIZ
-        hits += r == SEIZ and h == SEIZ
-        fas += r == BCKG and h == SEIZ
-        k += 1
-        t = 0.125 + k * 0.25
-    return targets, hits, targets - hits, fas
-
-
-def baseline_dpalign(ref: Timeline, hyp: Timeline) -> tuple[float, float, float, float]:
-    """Edit-distance alignment with unit costs, padded with a null symbol at both ends; ties: sub, ins, del."""
-    r = ["null"] + [lab for _, _, lab in ref] + ["null"]
-    h = ["null"] + [lab for _, _, lab in hyp] + ["null"]
-    m, n = len(r), len(h)
-    cost = [[0.0] * n for _ in range(m)]
-    step = [["sub"] * n for _ in range(m)]
-    for i in range(1, m):
-        cost[i][0], step[i][0] = float(i), "del"
-    for j in range(1, n):
-        cost[0][j], step[0][j] = float(j), "ins"
-    for i in range(1, m):
-        for j in range(1, n):
-            best, kind = cost[i - 1][j - 1] + (r[i] != h[j]), "sub"
-            if cost[i][j - 1] + 1 < best:
-                best, kind = cost[i][j - 1] + 1, "ins"
-            if cost[i - 1][j] + 1 < best:
-                best, kind = cost[i - 1][j] + 1, "del"
-            cost[i][j], step[i][j] = best, kind
-    pairs: list[tuple[str | None, str | None]] = []
-    i, j = m - 1, n - 1
-    while i >= 0 and j >= 0:
-        if step[i][j] == "del":
-            pairs.append((r[i], None))
-            i -= 1
-        elif step[i][j] == "ins":
-            pairs.append((None, h[j]))
-            j -= 1
-        else:
-            pairs.append((r[i], h[j]))
-            i -= 1
-            j -= 1
-    pairs = pairs[::-1][1:-1]
-    targets = hits = misses = fas = 0
-    for r_label, h_label in pairs:
-        a = None if r_label == "null" else r_label
-        b = None if h_label == "null" else h_label
-        if a is None:
-            fas += b == SEIZ
-        elif a == SEIZ:
-            targets += 1
-            hits += b == SEIZ
-            misses += b != SEIZ
-    return targets, hits, misses, fas
+# The slow, literal transcription of scoring.md that the tests use as their oracle.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import nedc_oracle  # noqa: E402
 
 
 def baseline(refs: list[Intervals], hyps: list[Intervals], durations: list[float]) -> dict[str, list[float]]:
-    """SEIZ ``[targets, hits, misses, false alarms]`` of each scorer, summed over files."""
+    """SEIZ ``[targets, hits, misses, false alarms]`` of each scorer, summed over files (both labels scored)."""
     totals = {name: [0.0, 0.0, 0.0, 0.0] for name in SCORERS}
     for ref_iv, hyp_iv, d in zip(refs, hyps, durations, strict=True):
-        ref, hyp = timeline(ref_iv, d), timeline(hyp_iv, d)
-        for name, counts in (
-            ("ovlp", baseline_ovlp(ref, hyp)),
-            ("taes", baseline_taes(ref, hyp)),
-            ("epoch", baseline_epoch(ref, hyp, d)),
-            ("dpalign", baseline_dpalign(ref, hyp)),
-        ):
+        ref = nedc_oracle.common_step([(a, b, nedc_oracle.SEIZ) for a, b in ref_iv], d)
+        hyp = nedc_oracle.common_step([(a, b, nedc_oracle.SEIZ) for a, b in hyp_iv], d)
+        for name in SCORERS:
+            counts = nedc_oracle.SCORERS[name](ref, hyp)[nedc_oracle.SEIZ]
             totals[name] = [t + c for t, c in zip(totals[name], counts, strict=True)]
     return totals
+
+
+def overlapping(hyps: list[Intervals]) -> list[Intervals]:
+    """Each hypothesis event written twice, the second row shifted by 40 % of its length: every file's rows
+    overlap, as per-channel detections flattened to TERM rows do, so every file takes the scorers' general path."""
+    return [sorted(h + [(round(a + 0.4 * (b - a), 4), round(b + 0.4 * (b - a), 4)) for a, b in h]) for h in hyps]
 
 
 # ---- the operating-point sweep -------------------------------------------------------------------------------
@@ -334,11 +183,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="runs of ours (the best counts); the baseline runs once")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overlapping", action="store_true", help="every hypothesis row twice, overlapping")
     parser.add_argument("--sweep", action="store_true", help="also time the operating-point sweep on dev-sized traces")
     parser.add_argument("--json", type=Path, default=None, help="write the figures as a flat JSON object")
     args = parser.parse_args()
 
     refs, hyps, durations = synthetic_set(args.seed)
+    if args.overlapping:
+        hyps = overlapping(hyps)
     ours(refs, hyps, durations)  # warm-up (imports, first allocations)
     seconds, results = cpu_seconds(lambda: ours(refs, hyps, durations), args.repeats)
     assert isinstance(results, dict)
@@ -388,6 +240,7 @@ def main() -> None:
             "seconds_all_nedc": round(seconds, 4),
             "n_files": len(durations),
             "hours": round(hours, 2),
+            "overlapping_rows": args.overlapping,
             "n_ref_events": len(ref_ev.seiz),
             "n_hyp_events": len(hyp_ev.seiz),
             "baseline_seconds_all_nedc": round(base_seconds, 3),

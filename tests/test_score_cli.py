@@ -214,3 +214,38 @@ def test_basename_mismatch_warns_but_scores(tmp_path: Path) -> None:
     result = runner.invoke(app, ["score", str(ref_list), str(hyp_list), "--scorers", "ovlp"])
     assert result.exit_code == 0, result.output
     assert "warning: pair 1: basenames differ" in result.output
+
+
+def test_cli_error_stop_before_start(tmp_path: Path) -> None:
+    ref_list, hyp_list = make_lists(tmp_path)
+    bad = tmp_path / "hyp" / "aaaaaaa0_s001_t000.csv_bi"
+    bad.write_text(bad.read_text().replace("400.0000,410.0000", "410.0000,400.0000"))
+    result = runner.invoke(app, ["score", str(ref_list), str(hyp_list)])
+    assert result.exit_code == 1
+    assert re.search(r"aaaaaaa0_s001_t000\.csv_bi:\d+: stop_time 400\.0 is before start_time 410\.0", result.output)
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_scores_overlapping_hypothesis_rows_as_the_nedc_tool(tmp_path: Path) -> None:
+    # Two overlapping false detections (400, 410) and (405, 420) beside a hit: the tool counts two false alarms.
+    ref_list, hyp_list = make_lists(tmp_path, n=1)
+    hyp = tmp_path / "hyp" / "aaaaaaa0_s001_t000.csv_bi"
+    hyp.write_text(hyp.read_text() + "TERM,405.0000,420.0000,seiz,1.0000\n")
+    out = tmp_path / "scores.json"
+    result = runner.invoke(app, ["score", str(ref_list), str(hyp_list), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert (data["ovlp"]["hits"], data["ovlp"]["false_alarms"]) == (1, 2)
+    assert data["taes"]["false_alarms"] == 2  # each unused hypothesis row is a whole false alarm
+
+
+def test_cli_error_taes_on_a_zero_length_reference_names_the_file(tmp_path: Path) -> None:
+    ref_list, hyp_list = make_lists(tmp_path, n=1)
+    ref = tmp_path / "ref" / "aaaaaaa0_s001_t000.csv_bi"
+    ref.write_text(ref.read_text().replace("100.0000,160.0000", "125.0000,125.0000"))
+    result = runner.invoke(app, ["score", str(ref_list), str(hyp_list)])
+    assert result.exit_code == 1
+    assert "aaaaaaa0_s001_t000.csv_bi: a zero-length reference event at 125.0 s" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    result = runner.invoke(app, ["score", str(ref_list), str(hyp_list), "--scorers", "ovlp,epoch"])
+    assert result.exit_code == 0, result.output

@@ -167,10 +167,13 @@ def test_events_at_the_start_and_the_very_end_of_the_recording() -> None:
     r = one([(10, 10.125)], [], duration=10.125)
     assert counts(r["epoch"]) == (1, 0, 1, 0)
     assert r["epoch"].bckg.targets == 40
-    # An event past the end is clipped to it: (95, 120) in 100 s is (95, 100].
+    # An event past the end is kept as written, as the NEDC tool keeps it: (95, 120) in 100 s. EPOCH samples stop
+    # at the duration, so it holds 95.125 ... 99.875 (20); TAES scores the whole rows: (99, 130) against
+    # (95, 120) is "post", hit (120 - 99) / 25 = 0.84, fa (130 - 120) / 25 = 0.4.
     r = one([(95, 120)], [(99, 130)])
     assert counts(r["epoch"]) == (20, 4, 16, 0)
-    assert counts(r["taes"]) == pytest.approx((1, 0.2, 0.8, 0))  # post, flush with the end: fa 0
+    assert counts(r["taes"]) == pytest.approx((1, 0.84, 0.16, 0.4))
+    assert r["taes"].total_duration_s == 100.0
 
 
 def test_two_files_pooled() -> None:

@@ -192,20 +192,30 @@ def events(intervals: list[tuple[float, float]], duration: float = 100.0) -> Ned
     return NedcEvents.from_intervals([intervals], [duration])
 
 
-def test_common_step_sorts_merges_touching_and_fills_background() -> None:
+def test_common_step_sorts_joins_touching_keeps_overlapping_and_fills_background() -> None:
     ev = events([(50, 60), (10, 20), (20, 30), (25, 28), (59.99996, 70)])
     assert ev.file_events(0) == [
         (0, 10, "bckg"),
-        (10, 30, "seiz"),
-        (30, 50, "bckg"),
-        (50, 70, "seiz"),
+        (10, 30, "seiz"),  # (10, 20) and (20, 30) touch: one event
+        (30, 25, "bckg"),  # (25, 28) overlaps it: a filler of negative length between, as the NEDC tool does
+        (25, 28, "seiz"),
+        (28, 50, "bckg"),
+        (50, 70, "seiz"),  # 59.99996 is 60.0 to 4 decimals: touching, joined; the row keeps its digits
         (70, 100, "bckg"),
     ]
 
 
-def test_common_step_clips_to_duration_and_drops_empty_events() -> None:
-    ev = events([(-1, 5), (40, 40), (90, 120)])
-    assert ev.file_events(0) == [(0, 5, "seiz"), (5, 90, "bckg"), (90, 100, "seiz")]
+def test_common_step_keeps_rows_past_the_duration_and_zero_length_rows() -> None:
+    ev = events([(0, 5), (40, 40), (90, 120)])
+    assert ev.file_events(0) == [
+        (0, 5, "seiz"),
+        (5, 40, "bckg"),
+        (40, 40, "seiz"),
+        (40, 90, "bckg"),
+        (90, 120, "seiz"),
+        (120, 100, "bckg"),  # back to the duration: the scored duration stays 100 s
+    ]
+    assert ev.scored_durations.tolist() == [100.0]
     assert events([]).labels(0) == ["bckg"]
     assert events([(0, 100)]).labels(0) == ["seiz"]
 

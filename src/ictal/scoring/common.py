@@ -1,19 +1,30 @@
 """The NEDC v6 common step and the result types shared by the NEDC scorers (OVLP, TAES, EPOCH, DPALIGN).
 
-Common step, per file, for reference and hypothesis alike (``scoring.md``): times rounded to 4 decimals (the
-precision of the TUSZ files, and what comparing "to 4 decimals" means), sorted, clipped to ``[0, duration]``,
-overlapping or touching seizure events merged into one, every gap filled with ``bckg``. Every label in
-``SEIZURE_LABELS`` scores as ``seiz``; every other label (``bckg``, artifacts) as ``bckg``. The result is a
-timeline that alternates ``bckg`` and ``seiz`` events and covers ``[0, duration]`` exactly.
+Common step, per file, for reference and hypothesis alike, as the NEDC tool v6.0.0 does it (``scoring.md``):
 
-All files of a list are held together in one :class:`NedcEvents`, their events concatenated on one global time
-axis (file ``f`` starts at ``offsets[f]``, files kept at least 1 s apart), so OVLP and EPOCH are one
-``np.searchsorted`` over the whole list rather than a Python loop per file or per event.
+1. the rows sorted by start (ties by stop, then by their order in the file);
+2. a ``bckg`` filler wherever the previous row's stop (0 before the first row) and the next row's start differ
+   once both are rounded to 4 decimals, and one from the last row's stop to the duration; where two rows
+   overlap, the filler runs backwards (negative length) from the first one's stop to the second one's start;
+3. each run of consecutive events with the same label joined into one, from the first one's start to the
+   last one's stop.
 
-Where this differs from the reference tool (identical on well-formed TUSZ files, whose times have 4 decimals
-and whose rows do not overlap): the tool keeps digits beyond the 4th in event times (only its gap filling rounds);
-it leaves overlapping rows unmerged, with a negative-length ``bckg`` filler between them (``scoring.md`` asks
-for one merged event, which is what this does); and it stops on any label outside its map (here mapped).
+So rows that touch (to 4 decimals) become one event, rows that overlap or nest stay separate events that each
+scorer scores on its own, and a row keeps its own digits (only the fillers are rounded). Events past the
+duration are kept as they are. A file's scored duration is the stop of its last event. Every label in
+``SEIZURE_LABELS`` scores as ``seiz``, every other label as ``bckg``; runs join on the label as written.
+
+All files of a list are held together in one :class:`NedcEvents`, their events concatenated in file order, so
+OVLP and EPOCH are a few array operations over the whole list rather than a Python loop per file or per event.
+
+Where this differs from the reference tool (each shown by a test in ``tests/test_scoring_oracle.py``):
+
+* a label outside the tool's map (``seiz``, ``bckg``) stops the tool; here seizure types score as ``seiz`` and
+  any other label as ``bckg``;
+* a file without ``TERM`` rows (a per-channel ``.csv``) is empty to the tool; here it is scored on the union of
+  its channels' seizure rows;
+* TAES on a zero-length reference event that a hypothesis overlaps divides by zero in the tool; here it is a
+  :class:`ScoringError` naming the file.
 """
 
 from __future__ import annotations
@@ -21,36 +32,57 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from ictal.errors import IctalError
-from ictal.io.annotations import Annotation
+from ictal.io.annotations import SEIZURE_LABELS, Annotation, merge_intervals
 
 SEIZ = "seiz"
 BCKG = "bckg"
 #: Labels in NEDC's scoring order (its parameter file lists SEIZ first).
 LABELS: tuple[str, str] = (SEIZ, BCKG)
-#: Decimals to which NEDC compares times and durations.
+#: Decimals to which NEDC rounds times when it fills gaps and compares durations.
 NEDC_DECIMALS = 4
-TICKS_PER_SECOND = 10.0**NEDC_DECIMALS
 SECONDS_PER_DAY = 86400.0
+#: The channel of term-level rows (``.csv_bi``), the only rows the NEDC tool scores.
+TERM_CHANNEL = "TERM"
 
 #: A file's seizure intervals, ``(start, stop)`` seconds.
 IntervalList = Sequence[tuple[float, float]]
+
+# Label codes of the common step's rows: 0 and 1 are the two NEDC labels, other labels follow.
+_BCKG_CODE, _SEIZ_CODE = 0, 1
 
 
 class ScoringError(IctalError):
     """Inputs that cannot be scored together (durations differ, list lengths differ, a missing file)."""
 
 
+def round_nedc(seconds: np.ndarray | Sequence[float] | float) -> np.ndarray:
+    """Python's ``round(x, 4)`` elementwise, exactly: the rounding the NEDC tool applies.
+
+    ``np.round`` scales by 1e4 first and so can round the other way when ``x * 1e4`` lies within a unit in
+    the last place of a half; those few values are rounded by Python itself.
+    """
+    x = np.asarray(seconds, dtype=np.float64)
+    scaled = x * 10.0**NEDC_DECIMALS
+    out = np.rint(scaled) / 10.0**NEDC_DECIMALS
+    near_half = np.abs(scaled - np.floor(scaled) - 0.5) <= 4.0 * np.spacing(np.abs(scaled))
+    if near_half.any():
+        out[near_half] = [round(v, NEDC_DECIMALS) for v in x[near_half].tolist()]
+    return out
+
+
 @dataclass(frozen=True)
 class Intervals:
-    """Events of one label for many files, sorted by (file, start) and non-overlapping within a file.
+    """Events of one label for many files, grouped by file and in timeline order within a file.
 
     ``start``/``stop`` are seconds from the start of their own file, shape ``(n,)``; ``file`` is the file
-    index, shape ``(n,)``; ``bounds`` has shape ``(F + 1,)``: the events of file ``f`` are
-    ``bounds[f]:bounds[f + 1]``.
+    index, shape ``(n,)``, non-decreasing; ``bounds`` has shape ``(F + 1,)``: the events of file ``f`` are
+    ``bounds[f]:bounds[f + 1]``. Starts of the rows increase, but events may overlap, and a background filler
+    between overlapping rows has ``stop < start``.
     """
 
     start: np.ndarray
@@ -59,11 +91,11 @@ class Intervals:
     bounds: np.ndarray
 
     @classmethod
-    def build(cls, start: np.ndarray, stop: np.ndarray, file: np.ndarray, n_files: int) -> Intervals:
-        order = np.lexsort((start, file))
-        start, stop, file = start[order], stop[order], file[order]
+    def grouped(cls, start: np.ndarray, stop: np.ndarray, file: np.ndarray, n_files: int) -> Intervals:
+        """From arrays already grouped by file (``file`` non-decreasing), their order kept."""
+        file = np.asarray(file, dtype=np.int64)
         bounds = np.searchsorted(file, np.arange(n_files + 1), side="left")
-        return cls(start.astype(np.float64), stop.astype(np.float64), file.astype(np.int64), bounds)
+        return cls(np.asarray(start, dtype=np.float64), np.asarray(stop, dtype=np.float64), file, bounds)
 
     def __len__(self) -> int:
         return int(self.start.size)
@@ -82,18 +114,51 @@ class Intervals:
 class NedcEvents:
     """The events of a list of files after the NEDC common step.
 
-    ``durations`` (seconds, rounded to 4 decimals) and ``offsets`` (the global time of each file's 0) have
-    shape ``(F,)``. ``seiz`` and ``bckg`` tile each file's ``[0, duration]`` between them.
+    ``durations`` (shape ``(F,)``, seconds) are the stated durations rounded to 4 decimals, which a reference
+    and its hypothesis must share. ``timeline`` holds every event of every file in timeline order, labels
+    alternating within a file; ``is_seiz`` (shape ``(n,)``) says which are ``seiz``.
     """
 
     durations: np.ndarray
-    offsets: np.ndarray
-    seiz: Intervals
-    bckg: Intervals
+    timeline: Intervals
+    is_seiz: np.ndarray
 
     @property
     def n_files(self) -> int:
         return int(self.durations.size)
+
+    @cached_property
+    def seiz(self) -> Intervals:
+        return self._of(self.is_seiz)
+
+    @cached_property
+    def bckg(self) -> Intervals:
+        return self._of(~self.is_seiz)
+
+    def _of(self, mask: np.ndarray) -> Intervals:
+        t = self.timeline
+        return Intervals.grouped(t.start[mask], t.stop[mask], t.file[mask], self.n_files)
+
+    def intervals(self, label: str) -> Intervals:
+        return self.seiz if label == SEIZ else self.bckg
+
+    @property
+    def scored_durations(self) -> np.ndarray:
+        """Each file's scored duration, the stop of its last event (seconds, shape ``(F,)``)."""
+        return self.timeline.stop[self.timeline.bounds[1:] - 1]
+
+    def file_events(self, f: int) -> list[tuple[float, float, str]]:
+        """File ``f``'s events in timeline order, as ``(start, stop, label)``."""
+        lo, hi = self.timeline.bounds[f], self.timeline.bounds[f + 1]
+        t = self.timeline
+        return [
+            (float(a), float(b), SEIZ if s else BCKG)
+            for a, b, s in zip(t.start[lo:hi], t.stop[lo:hi], self.is_seiz[lo:hi], strict=True)
+        ]
+
+    def labels(self, f: int) -> list[str]:
+        """File ``f``'s label sequence (what NEDC prints on its ``Ref:`` / ``Hyp:`` lines)."""
+        return [label for _, _, label in self.file_events(f)]
 
     @classmethod
     def from_intervals(cls, seizures: Sequence[IntervalList], durations: Sequence[float]) -> NedcEvents:
@@ -101,107 +166,140 @@ class NedcEvents:
         if len(seizures) != len(durations):
             raise ScoringError(f"{len(seizures)} interval lists but {len(durations)} durations")
         counts = np.array([len(s) for s in seizures], dtype=np.int64)
-        flat = [pair for s in seizures for pair in s]
-        arr = np.asarray(flat, dtype=np.float64).reshape(-1, 2)
+        arr = np.asarray([pair for s in seizures for pair in s], dtype=np.float64).reshape(-1, 2)
         file = np.repeat(np.arange(len(seizures), dtype=np.int64), counts)
         return cls.from_arrays(arr[:, 0], arr[:, 1], file, np.asarray(durations, dtype=np.float64))
 
     @classmethod
+    def from_arrays(cls, start: np.ndarray, stop: np.ndarray, file: np.ndarray, durations: np.ndarray) -> NedcEvents:
+        """Build from flat seizure arrays: ``start``/``stop`` seconds and ``file`` index, shape ``(n,)`` each."""
+        code = np.full(np.asarray(start).size, _SEIZ_CODE, dtype=np.int64)
+        return cls.from_rows(start, stop, code, file, durations, np.array([False, True]))
+
+    @classmethod
     def from_annotations(cls, annotations: Sequence[Annotation]) -> NedcEvents:
-        """Build from annotations: every seizure-labelled row is ``seiz``, every other row background."""
-        return cls.from_intervals(
-            [[(e.start, e.stop) for e in a.events if e.is_seizure] for a in annotations],
-            [a.duration for a in annotations],
+        """Build from annotations: their ``TERM`` rows, labels as written (seizure types score as ``seiz``).
+
+        A file without ``TERM`` rows (per-channel ``.csv``) contributes the union of its seizure rows.
+        """
+        vocabulary = {BCKG: _BCKG_CODE, SEIZ: _SEIZ_CODE}
+        start: list[float] = []
+        stop: list[float] = []
+        code: list[int] = []
+        file: list[int] = []
+        for f, ann in enumerate(annotations):
+            term = [e for e in ann.events if e.channel.upper() == TERM_CHANNEL]
+            if term or not ann.events:
+                rows = [(e.start, e.stop, e.label) for e in term]
+            else:
+                rows = [(a, b, SEIZ) for a, b in merge_intervals((e.start, e.stop) for e in ann.events if e.is_seizure)]
+            for a, b, label in rows:
+                start.append(a)
+                stop.append(b)
+                code.append(vocabulary.setdefault(label, len(vocabulary)))
+                file.append(f)
+        names = sorted(vocabulary, key=vocabulary.__getitem__)
+        seiz_codes = np.array([name in SEIZURE_LABELS for name in names])
+        durations = np.array([a.duration for a in annotations], dtype=np.float64)
+        return cls.from_rows(
+            np.array(start), np.array(stop), np.array(code, dtype=np.int64), np.array(file), durations, seiz_codes
         )
 
     @classmethod
-    def from_arrays(cls, start: np.ndarray, stop: np.ndarray, file: np.ndarray, durations: np.ndarray) -> NedcEvents:
-        """Build from flat seizure arrays: ``start``/``stop`` seconds and ``file`` index, shape ``(n,)`` each."""
-        n_files = int(np.asarray(durations).size)
-        # Work in integer ticks of 1e-4 s: exact comparisons, and ticks / 1e4 is the 4-decimal value.
-        dur = _ticks(durations)
-        file = np.asarray(file, dtype=np.int64)
-        start = np.maximum(_ticks(start), 0)
-        stop = np.minimum(_ticks(stop), dur[file])
-        # Zero-length events carry no time (and would make TAES divide by zero): dropped.
-        keep = stop > start
-        seiz = _merge_touching(start[keep], stop[keep], file[keep])
-        bckg = _complement(*seiz, dur)
-        # Integer offsets with a >= 1 s gap: no event of one file can touch or overlap another file's.
-        dur_s = dur / TICKS_PER_SECOND
-        widths = np.ceil(dur_s) + 1.0
-        offsets = np.concatenate(([0.0], np.cumsum(widths)[:-1])) if n_files else np.zeros(0)
-        return cls(dur_s, offsets, _intervals(*seiz, n_files), _intervals(*bckg, n_files))
+    def from_rows(
+        cls,
+        start: np.ndarray,
+        stop: np.ndarray,
+        code: np.ndarray,
+        file: np.ndarray,
+        durations: np.ndarray,
+        seiz_codes: np.ndarray,
+    ) -> NedcEvents:
+        """The common step on annotation rows of many files.
 
-    def intervals(self, label: str) -> Intervals:
-        return self.seiz if label == SEIZ else self.bckg
+        Args:
+            start, stop: seconds, shape ``(n,)``, as written in the files.
+            code: each row's label as an index into ``seiz_codes``, shape ``(n,)``; 0 must be ``bckg``.
+            file: each row's file index, shape ``(n,)``, any order.
+            durations: each file's stated duration in seconds, shape ``(F,)``.
+            seiz_codes: whether each label code scores as ``seiz``, shape ``(n_codes,)``.
+        """
+        durations = np.asarray(durations, dtype=np.float64).reshape(-1)
+        n_files = durations.size
+        start = np.asarray(start, dtype=np.float64).reshape(-1)
+        stop = np.asarray(stop, dtype=np.float64).reshape(-1)
+        code = np.asarray(code, dtype=np.int64).reshape(-1)
+        file = np.asarray(file, dtype=np.int64).reshape(-1)
+        rounded_durations = round_nedc(durations)
+        if n_files == 0:
+            empty = Intervals.grouped(np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), 0)
+            return cls(rounded_durations, empty, np.zeros(0, dtype=bool))
+        # A file without rows is one background event over its stated duration, as in the tool.
+        no_rows = np.flatnonzero(np.bincount(file, minlength=n_files) == 0)
+        start = np.concatenate((start, np.zeros(no_rows.size)))
+        stop = np.concatenate((stop, durations[no_rows]))
+        code = np.concatenate((code, np.full(no_rows.size, _BCKG_CODE, dtype=np.int64)))
+        file = np.concatenate((file, no_rows))
+        order = np.lexsort((stop, start, file))  # stable: equal rows keep their order in the file
+        start, stop, code, file = start[order], stop[order], code[order], file[order]
+        start_r, stop_r = round_nedc(start), round_nedc(stop)
+        first = np.ones(start.size, dtype=bool)
+        first[1:] = file[1:] != file[:-1]
+        last = np.ones(start.size, dtype=bool)
+        last[:-1] = first[1:]
+        previous_stop = np.concatenate(([0.0], stop_r[:-1]))
+        previous_stop[first] = 0.0
+        gap_before = previous_stop != start_r
+        gap_after = last & (stop_r != rounded_durations[file])
+        # Each row takes a slot, preceded by a filler slot where there is a gap before it and followed by one
+        # after the last row of a file that ends short of (or past) the duration.
+        ends = np.cumsum(gap_before.astype(np.int64) + 1 + gap_after)
+        row_at = ends - 1 - gap_after
+        size = int(ends[-1])
+        seq_start, seq_stop = np.empty(size), np.empty(size)
+        seq_code, seq_file = np.full(size, _BCKG_CODE, dtype=np.int64), np.empty(size, dtype=np.int64)
+        seq_start[row_at], seq_stop[row_at], seq_code[row_at], seq_file[row_at] = start, stop, code, file
+        before = np.flatnonzero(gap_before)
+        at = row_at[before] - 1
+        seq_start[at], seq_stop[at], seq_file[at] = previous_stop[before], start_r[before], file[before]
+        after = np.flatnonzero(gap_after)
+        at = row_at[after] + 1
+        seq_start[at], seq_stop[at], seq_file[at] = stop_r[after], rounded_durations[file[after]], file[after]
+        # Runs of consecutive events with the same label become one event.
+        run_first = np.flatnonzero(
+            np.concatenate(([True], (seq_file[1:] != seq_file[:-1]) | (seq_code[1:] != seq_code[:-1])))
+        )
+        run_last = np.concatenate((run_first[1:], [size])) - 1
+        timeline = Intervals.grouped(seq_start[run_first], seq_stop[run_last], seq_file[run_first], n_files)
+        is_seiz = np.asarray(seiz_codes, dtype=bool)[seq_code[run_first]]
+        return cls(rounded_durations, timeline, is_seiz)
 
-    def global_times(self, label: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(start, stop)`` of every event of ``label`` on the global axis (``offsets[file]`` added)."""
-        iv = self.intervals(label)
-        off = self.offsets[iv.file]
-        return iv.start + off, iv.stop + off
 
-    def file_events(self, f: int) -> list[tuple[float, float, str]]:
-        """File ``f``'s events in time order, as ``(start, stop, label)``."""
-        s_start, s_stop = self.seiz.for_file(f)
-        b_start, b_stop = self.bckg.for_file(f)
-        events = [(float(a), float(b), SEIZ) for a, b in zip(s_start, s_stop, strict=True)]
-        events += [(float(a), float(b), BCKG) for a, b in zip(b_start, b_stop, strict=True)]
-        return sorted(events)
+def any_strict_overlap(a: Intervals, b: Intervals) -> np.ndarray:
+    """For each event of ``a``, whether some event of ``b`` in the same file strictly overlaps it.
 
-    def labels(self, f: int) -> list[str]:
-        """File ``f``'s label sequence (what NEDC prints on its ``Ref:`` / ``Hyp:`` lines)."""
-        return [label for _, _, label in self.file_events(f)]
-
-
-def _ticks(seconds: np.ndarray | Sequence[float]) -> np.ndarray:
-    return np.rint(np.asarray(seconds, dtype=np.float64) * TICKS_PER_SECOND).astype(np.int64)
-
-
-def _intervals(start: np.ndarray, stop: np.ndarray, file: np.ndarray, n_files: int) -> Intervals:
-    return Intervals.build(start / TICKS_PER_SECOND, stop / TICKS_PER_SECOND, file, n_files)
-
-
-Ticks = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-def _merge_touching(start: np.ndarray, stop: np.ndarray, file: np.ndarray) -> Ticks:
-    """Merge overlapping or touching intervals (integer ticks) of the same file: one sort, one running max."""
-    if start.size == 0:
-        return start, stop, file
-    order = np.lexsort((start, file))
-    start, stop, file = start[order], stop[order], file[order]
-    # Running max of stops within a file, exact in int64: a file's key range lies above every earlier file's.
-    span = int(stop.max()) + 1
-    running = np.maximum.accumulate(stop + file * span) - file * span
-    new_run = np.ones(start.size, dtype=bool)
-    new_run[1:] = (file[1:] != file[:-1]) | (start[1:] > running[:-1])
-    first = np.flatnonzero(new_run)
-    return start[first], np.maximum.reduceat(stop, first), file[first]
-
-
-def _complement(start: np.ndarray, stop: np.ndarray, file: np.ndarray, durations: np.ndarray) -> Ticks:
-    """The background: the gaps of sorted, merged seizures (ticks) in each file's ``[0, duration]``.
-
-    Gap ``k`` of a file runs from the stop of seizure ``k - 1`` (or 0) to the start of seizure ``k`` (or the
-    duration); empty gaps are dropped, as NEDC adds no zero-length filler.
+    Strict overlap is ``b.stop > a.start and b.start < a.stop``; any events (overlapping, unsorted, of negative
+    length) are allowed. The times are replaced by their ranks among all of them, exact integers, so that
+    ``file * width + rank`` orders (file, time) pairs; then the ``b`` that start before ``a`` stops are a
+    prefix of ``b`` in that order, and the running maximum of their stops says whether one reaches past
+    ``a.start``. Shape ``(len(a),)``.
     """
-    n_files = int(durations.size)
-    first_start = durations.copy()
-    first_of_file = np.ones(file.size, dtype=bool)
-    first_of_file[1:] = file[1:] != file[:-1]
-    first_start[file[first_of_file]] = start[first_of_file]
-    last_of_file = np.ones(file.size, dtype=bool)
-    last_of_file[:-1] = file[1:] != file[:-1]
-    next_start = np.empty_like(start)
-    next_start[:-1] = start[1:]
-    next_start = np.where(last_of_file, durations[file], next_start)
-    gap_start = np.concatenate((np.zeros(n_files, dtype=np.int64), stop))
-    gap_stop = np.concatenate((first_start, next_start))
-    gap_file = np.concatenate((np.arange(n_files, dtype=np.int64), file))
-    keep = gap_stop > gap_start
-    return gap_start[keep], gap_stop[keep], gap_file[keep]
+    na, nb = len(a), len(b)
+    if na == 0 or nb == 0:
+        return np.zeros(na, dtype=bool)
+    values, rank = np.unique(np.concatenate((a.start, a.stop, b.start, b.stop)), return_inverse=True)
+    width = np.int64(values.size + 1)
+    a_start, a_stop, b_start, b_stop = (
+        r.astype(np.int64) for r in np.split(rank.reshape(-1), [na, 2 * na, 2 * na + nb])
+    )
+    order = np.lexsort((b_start, b.file))
+    b_start_key = (b.file * width + b_start)[order]
+    # A file's keys lie above every earlier file's, so the running maximum never carries one file's reach
+    # into a later file's comparisons.
+    b_reach = np.maximum.accumulate((b.file * width + b_stop)[order])
+    started = np.searchsorted(b_start_key, a.file * width + a_stop, side="left")
+    reach = np.where(started > 0, b_reach[np.maximum(started - 1, 0)], -1)
+    return reach > a.file * width + a_start
 
 
 def check_same_durations(ref: NedcEvents, hyp: NedcEvents, names: Sequence[tuple[str, str]] | None = None) -> None:

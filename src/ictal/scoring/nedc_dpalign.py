@@ -85,9 +85,13 @@ def dpalign_counts(ref: NedcEvents, hyp: NedcEvents) -> PerFileCounts:
     """Per-file DPALIGN counts of both labels (columns targets, hits, misses, false alarms)."""
     code = {label: k for k, label in enumerate(LABELS)}
     out = np.zeros((len(LABELS), ref.n_files, 4))
+    # Each event's label code, in timeline order.
+    ref_codes = np.where(ref.is_seiz, code[SEIZ], code[BCKG]).tolist()
+    hyp_codes = np.where(hyp.is_seiz, code[SEIZ], code[BCKG]).tolist()
+    ref_bounds, hyp_bounds = ref.timeline.bounds.tolist(), hyp.timeline.bounds.tolist()
     for f in range(ref.n_files):
-        ref_seq = [code[label] for label in ref.labels(f)]
-        hyp_seq = [code[label] for label in hyp.labels(f)]
+        ref_seq = ref_codes[ref_bounds[f] : ref_bounds[f + 1]]
+        hyp_seq = hyp_codes[hyp_bounds[f] : hyp_bounds[f + 1]]
         for r, h in align_labels(ref_seq, hyp_seq):
             if r is None:
                 if h is not None:
@@ -103,7 +107,7 @@ def score_dpalign_events(
 ) -> NedcResult:
     """DPALIGN on events already through the common step."""
     check_same_durations(ref, hyp, names)
-    return build_result("dpalign", dpalign_counts(ref, hyp), ref.durations, names, per_file=per_file)
+    return build_result("dpalign", dpalign_counts(ref, hyp), ref.scored_durations, names, per_file=per_file)
 
 
 def score_dpalign(pairs: Sequence[tuple[Annotation, Annotation]], per_file: bool = True) -> NedcResult:

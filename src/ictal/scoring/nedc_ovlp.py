@@ -2,7 +2,8 @@
 
 Per label: a reference event is a hit if some hypothesis event of its label strictly overlaps it
 (``hyp.stop > ref.start and hyp.start < ref.stop``), else a miss; a hypothesis event that strictly overlaps no
-reference event of its label is one false alarm. No guard band.
+reference event of its label is one false alarm. No guard band. Overlapping events of one file are each scored
+on their own (two overlapping hypothesis rows without a reference seizure are two false alarms).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ictal.scoring.common import (
     NedcEvents,
     NedcResult,
     PerFileCounts,
+    any_strict_overlap,
     build_result,
     check_same_durations,
     events_from_intervals,
@@ -26,28 +28,15 @@ from ictal.scoring.common import (
 )
 
 
-def any_strict_overlap(a_start: np.ndarray, a_stop: np.ndarray, b_start: np.ndarray, b_stop: np.ndarray) -> np.ndarray:
-    """For each interval ``a``, whether some ``b`` strictly overlaps it, shape ``(len(a),)``.
-
-    ``b`` must be sorted and non-overlapping (so its starts and its stops both increase); ``a`` non-empty
-    (``start < stop``). Then the ``b`` with ``start < a.stop`` are a prefix, those with ``stop <= a.start`` a
-    shorter prefix of it, and the difference is the set that overlaps ``a``.
-    """
-    started = np.searchsorted(b_start, a_stop, side="left")
-    ended = np.searchsorted(b_stop, a_start, side="right")
-    return started > ended
-
-
 def ovlp_counts(ref: NedcEvents, hyp: NedcEvents) -> PerFileCounts:
     """Per-file OVLP counts of both labels (columns targets, hits, misses, false alarms)."""
     n = ref.n_files
     out = {}
     for label in LABELS:
-        r_start, r_stop = ref.global_times(label)
-        h_start, h_stop = hyp.global_times(label)
-        hit = any_strict_overlap(r_start, r_stop, h_start, h_stop)
-        false_alarm = ~any_strict_overlap(h_start, h_stop, r_start, r_stop)
-        r_file, h_file = ref.intervals(label).file, hyp.intervals(label).file
+        r, h = ref.intervals(label), hyp.intervals(label)
+        hit = any_strict_overlap(r, h)
+        false_alarm = ~any_strict_overlap(h, r)
+        r_file, h_file = r.file, h.file
         targets = np.bincount(r_file, minlength=n).astype(np.float64)
         hits = np.bincount(r_file, weights=hit.astype(np.float64), minlength=n)
         fas = np.bincount(h_file, weights=false_alarm.astype(np.float64), minlength=n)
@@ -60,7 +49,7 @@ def score_ovlp_events(
 ) -> NedcResult:
     """OVLP on events already through the common step (see :class:`~ictal.scoring.common.NedcEvents`)."""
     check_same_durations(ref, hyp, names)
-    return build_result("ovlp", ovlp_counts(ref, hyp), ref.durations, names, per_file=per_file)
+    return build_result("ovlp", ovlp_counts(ref, hyp), ref.scored_durations, names, per_file=per_file)
 
 
 def score_ovlp(pairs: Sequence[tuple[Annotation, Annotation]], per_file: bool = True) -> NedcResult:

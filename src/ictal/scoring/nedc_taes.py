@@ -9,15 +9,17 @@ is spelled out in ``scoring.md``). The quirks kept on purpose, since conformance
 * the walk over hypotheses goes on after the reference is marked used;
 * the inner loops count later events again whether or not they were already used.
 
-Labels never interact, so each label is walked on its own events. The walk is sequential (each step reads
-the flags the previous one set); it visits only the hypotheses whose integer-second span meets the
-reference's, a contiguous run since events of one label are sorted and disjoint.
+Labels never interact, so each label is walked on its own events, in timeline order (overlapping rows of a
+file are separate events, see ``common``). The walk is sequential (each step reads the flags the previous one
+set); it visits only the events whose integer-second span meets the reference's, a contiguous run found by
+bisection when the events are sorted and disjoint.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -27,73 +29,117 @@ from ictal.scoring.common import (
     LABELS,
     SEIZ,
     IntervalList,
+    Intervals,
     NedcEvents,
     NedcResult,
     PerFileCounts,
+    ScoringError,
+    any_strict_overlap,
     build_result,
     check_same_durations,
     events_from_intervals,
     events_from_pairs,
 )
-from ictal.scoring.nedc_ovlp import any_strict_overlap
 
 
 def taes_part(r_start: float, r_stop: float, h_start: float, h_stop: float) -> tuple[float, float]:
-    """``(hit, fa)`` credit of hypothesis ``h`` against reference ``r`` (the four cases of ``scoring.md``)."""
+    """``(hit, fa)`` credit of hypothesis ``h`` against reference ``r`` (the four cases of ``scoring.md``).
+
+    The sums are taken in the tool's order, so the fractions agree with it to the last bit.
+    """
     dur = r_stop - r_start
+    if dur == 0.0:
+        raise ScoringError(
+            f"a zero-length reference event at {r_start} s meets a hypothesis event ({h_start}-{h_stop} s): "
+            "TAES divides by the reference event's duration (the NEDC tool stops here too); remove the row"
+        )
     if h_start <= r_start and h_stop <= r_stop:  # pre
         return (h_stop - r_start) / dur, min(1.0, (r_start - h_start) / dur)
     if h_start >= r_start and h_stop >= r_stop:  # post
         return (r_stop - h_start) / dur, min(1.0, (h_stop - r_stop) / dur)
     if h_start < r_start and h_stop > r_stop:  # over
-        return 1.0, min(1.0, (r_start - h_start + h_stop - r_stop) / dur)
+        return 1.0, min(1.0, ((h_stop - r_stop) + (r_start - h_start)) / dur)
     return (h_stop - h_start) / dur, 0.0  # inside
 
 
+class _SecondSpans:
+    """The integer-second spans ``int(start)..int(stop)`` of one label's events in one file, for ``anyovlp``.
+
+    Times are >= 0, so ``int()`` is floor; a span with ``stop < start`` is empty and meets nothing. When both
+    ends increase along the events (sorted, disjoint events: every well-formed file), the events whose span
+    meets a given one are a contiguous run found by bisection; otherwise every event is tested.
+    """
+
+    def __init__(self, start: list[float], stop: list[float]) -> None:
+        self.lo = [int(x) for x in start]
+        self.hi = [int(x) for x in stop]
+        self.monotone = all(a <= b for a, b in pairwise(self.lo)) and all(a <= b for a, b in pairwise(self.hi))
+
+    def meeting(self, lo: int, hi: int, after: int = -1) -> list[int]:
+        """Indices ``k > after``, in order, whose span shares an integer second with ``lo..hi``."""
+        if hi < lo:
+            return []
+        if self.monotone:
+            first = max(after + 1, bisect_left(self.hi, lo))
+            candidates: Iterable[int] = range(first, bisect_right(self.lo, hi))
+        else:
+            candidates = range(after + 1, len(self.lo))
+        return [k for k in candidates if self.lo[k] <= hi and self.hi[k] >= lo and self.lo[k] <= self.hi[k]]
+
+
 def taes_walk(
-    r_start: np.ndarray, r_stop: np.ndarray, h_start: np.ndarray, h_stop: np.ndarray
+    r_start: np.ndarray,
+    r_stop: np.ndarray,
+    h_start: np.ndarray,
+    h_stop: np.ndarray,
+    strict: np.ndarray | None = None,
 ) -> tuple[float, float, float]:
-    """TAES ``(hit, miss, fa)`` of one label in one file.
+    """TAES ``(hit, miss, fa)`` of one label in one file, the walk of ``scoring.md``.
 
     Args:
-        r_start, r_stop: reference events of the label, seconds, shape ``(n,)``, sorted and disjoint.
-        h_start, h_stop: hypothesis events of the label, seconds, shape ``(m,)``, sorted and disjoint.
+        r_start, r_stop: reference events of the label in timeline order, seconds, shape ``(n,)``.
+        h_start, h_stop: hypothesis events of the label in timeline order, seconds, shape ``(m,)``.
+        strict: whether some hypothesis strictly overlaps each reference, shape ``(n,)``, when the caller
+            has it (computed here otherwise).
+
+    Raises:
+        ScoringError: a zero-length reference event meets a hypothesis event.
     """
     n, m = r_start.size, h_start.size
     if n == 0 or m == 0:
         return 0.0, float(n), float(m)
-    strict = any_strict_overlap(r_start, r_stop, h_start, h_stop).tolist()
+    if strict is None:
+        one_file = np.zeros(n, dtype=np.int64), np.zeros(m, dtype=np.int64)
+        r_iv = Intervals.grouped(r_start, r_stop, one_file[0], 1)
+        strict = any_strict_overlap(r_iv, Intervals.grouped(h_start, h_stop, one_file[1], 1))
+    overlapped = strict.tolist()
     rs, re_, hs, he = r_start.tolist(), r_stop.tolist(), h_start.tolist(), h_stop.tolist()
-    # Integer-second spans for anyovlp; times are >= 0, so int() is floor.
-    ri0, ri1 = [int(x) for x in rs], [int(x) for x in re_]
-    hi0, hi1 = [int(x) for x in hs], [int(x) for x in he]
+    r_spans, h_spans = _SecondSpans(rs, re_), _SecondSpans(hs, he)
     r_used, h_used = [False] * n, [False] * m
     hit = miss = fa = 0.0
     for i in range(n):
-        if r_used[i] or not strict[i]:
+        if r_used[i] or not overlapped[i]:
             continue
-        # Hypotheses j with anyovlp(i, j): hi1[j] >= ri0[i] and hi0[j] <= ri1[i], a contiguous run.
-        for j in range(bisect_left(hi1, ri0[i]), bisect_right(hi0, ri1[i])):
+        r_lo, r_hi = r_spans.lo[i], r_spans.hi[i]
+        for j in h_spans.meeting(r_lo, r_hi):
             if h_used[j]:
                 continue
             p_hit, p_fa = taes_part(rs[i], re_[i], hs[j], he[j])
             p_miss = 1.0 - p_hit
             r_used[i] = h_used[j] = True
             if he[j] >= re_[i]:
-                # The hypothesis runs past this reference: each later reference it touches is a whole miss.
-                for k in range(i + 1, bisect_right(ri0, hi1[j])):
-                    if ri1[k] >= hi0[j]:
-                        p_miss += 1.0
-                        r_used[k] = True
+                # The hypothesis runs past this reference: each later reference it meets is a whole miss.
+                for k in r_spans.meeting(h_spans.lo[j], h_spans.hi[j], after=i):
+                    p_miss += 1.0
+                    r_used[k] = True
             else:
-                # The reference runs past this hypothesis: later hypotheses it touches add their credit.
-                for k in range(j + 1, bisect_right(hi0, ri1[i])):
-                    if hi1[k] >= ri0[i]:
-                        k_hit, k_fa = taes_part(rs[i], re_[i], hs[k], he[k])
-                        p_hit += k_hit
-                        p_miss -= k_hit
-                        p_fa += k_fa
-                        h_used[k] = True
+                # The reference runs past this hypothesis: later hypotheses it meets add their credit.
+                for k in h_spans.meeting(r_lo, r_hi, after=j):
+                    k_hit, k_fa = taes_part(rs[i], re_[i], hs[k], he[k])
+                    p_hit += k_hit
+                    p_miss -= k_hit
+                    p_fa += k_fa
+                    h_used[k] = True
             hit += p_hit
             miss += p_miss
             fa += p_fa
@@ -102,16 +148,34 @@ def taes_walk(
     return hit, miss, fa
 
 
-def taes_counts(ref: NedcEvents, hyp: NedcEvents) -> PerFileCounts:
+def taes_counts(ref: NedcEvents, hyp: NedcEvents, names: Sequence[tuple[str, str]] | None = None) -> PerFileCounts:
     """Per-file TAES counts of both labels (columns targets, hits, misses, false alarms; fractional)."""
-    out = {label: np.zeros((ref.n_files, 4)) for label in LABELS}
-    for label in LABELS:
-        r_iv, h_iv = ref.intervals(label), hyp.intervals(label)
-        for f in range(ref.n_files):
-            r_start, r_stop = r_iv.for_file(f)
-            h_start, h_stop = h_iv.for_file(f)
-            out[label][f] = (r_start.size, *taes_walk(r_start, r_stop, h_start, h_stop))
+    out = {label: taes_file_counts(ref.intervals(label), hyp.intervals(label), names) for label in LABELS}
     return PerFileCounts(seiz=out[SEIZ], bckg=out[BCKG])
+
+
+def taes_file_counts(ref: Intervals, hyp: Intervals, names: Sequence[tuple[str, str]] | None = None) -> np.ndarray:
+    """TAES counts of one label per file, shape ``(F, 4)``: targets, hits, misses, false alarms.
+
+    Only files with events on both sides are walked; in the others every reference is a whole miss and every
+    hypothesis a whole false alarm.
+
+    Raises:
+        ScoringError: a zero-length reference event meets a hypothesis, naming the file.
+    """
+    n_ref, n_hyp = ref.counts().astype(np.float64), hyp.counts().astype(np.float64)
+    out = np.stack([n_ref, np.zeros_like(n_ref), n_ref, n_hyp], axis=1)
+    both = np.flatnonzero((n_ref > 0) & (n_hyp > 0))
+    if both.size == 0:
+        return out
+    strict = any_strict_overlap(ref, hyp)
+    for f in both.tolist():
+        try:
+            walked = taes_walk(*ref.for_file(f), *hyp.for_file(f), strict=strict[ref.bounds[f] : ref.bounds[f + 1]])
+        except ScoringError as exc:
+            raise ScoringError(f"{names[f][0] if names else f'ref[{f}]'}: {exc}") from None
+        out[f, 1:] = walked
+    return out
 
 
 def score_taes_events(
@@ -119,7 +183,7 @@ def score_taes_events(
 ) -> NedcResult:
     """TAES on events already through the common step."""
     check_same_durations(ref, hyp, names)
-    return build_result("taes", taes_counts(ref, hyp), ref.durations, names, per_file=per_file)
+    return build_result("taes", taes_counts(ref, hyp, names), ref.scored_durations, names, per_file=per_file)
 
 
 def score_taes(pairs: Sequence[tuple[Annotation, Annotation]], per_file: bool = True) -> NedcResult:
