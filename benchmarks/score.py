@@ -39,7 +39,7 @@ import numpy as np
 
 from ictal.post.config import PostConfig
 from ictal.scoring.common import NedcEvents, NedcResult
-from ictal.scoring.nedc import NEDC_SCORERS
+from ictal.scoring.nedc import score_events
 from ictal.scoring.operating_points import DEFAULT_THRESHOLDS, sweep_thresholds
 
 N_FILES = 865
@@ -99,7 +99,7 @@ def synthetic_set(seed: int = 0) -> tuple[list[Intervals], list[Intervals], list
 def ours(refs: list[Intervals], hyps: list[Intervals], durations: list[float]) -> dict[str, NedcResult]:
     ref = NedcEvents.from_intervals(refs, durations)
     hyp = NedcEvents.from_intervals(hyps, durations)
-    return {name: NEDC_SCORERS[name](ref, hyp, None, True) for name in SCORERS}
+    return score_events(ref, hyp, SCORERS)
 
 
 # ---- baseline: per-event Python, as the NEDC tool does it ----------------------------------------------------
@@ -198,10 +198,9 @@ def main() -> None:
     hyp_ev = NedcEvents.from_intervals(hyps, durations)
     per_scorer = {}
     for name in SCORERS:
-        scorer = NEDC_SCORERS[name]
 
-        def run(scorer: Callable[..., NedcResult] = scorer) -> NedcResult:
-            return scorer(ref_ev, hyp_ev, None, True)
+        def run(name: str = name) -> dict[str, NedcResult]:
+            return score_events(ref_ev, hyp_ev, [name])
 
         per_scorer[name] = cpu_seconds(run, args.repeats)[0]
     base_seconds, base = cpu_seconds(lambda: baseline(refs, hyps, durations), 1)

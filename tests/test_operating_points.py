@@ -13,7 +13,7 @@ from ictal.io.annotations import Annotation, Event
 from ictal.post.config import PostConfig
 from ictal.post.events import detect_events
 from ictal.scoring.common import NedcEvents, ScoringError
-from ictal.scoring.nedc import score_epoch_intervals, score_ovlp_intervals, score_taes_events, score_taes_intervals
+from ictal.scoring.nedc import score_events, score_intervals
 from ictal.scoring.operating_points import (
     ChosenThresholds,
     choose_thresholds,
@@ -135,9 +135,9 @@ def test_dev_thresholds_applied_unchanged_to_another_split(dev: op.SweepResult) 
         t = op.target_label(target)
         assert ops[f"threshold_at_{t}fa"] == theta  # unchanged, not re-chosen on eval
         hyps = events_at(traces, theta, PostConfig())
-        ovlp = score_ovlp_intervals(refs, hyps, durations)
-        taes = score_taes_intervals(refs, hyps, durations)
-        epoch = score_epoch_intervals(refs, hyps, durations)
+        ovlp = score_intervals(refs, hyps, durations, scorers=["ovlp"])["ovlp"]
+        taes = score_intervals(refs, hyps, durations, scorers=["taes"])["taes"]
+        epoch = score_intervals(refs, hyps, durations, scorers=["epoch"])["epoch"]
         assert ops[f"ovlp_sensitivity_at_{t}fa"] == pytest.approx(ovlp.sensitivity)
         assert ops[f"ovlp_fa_per_24h_at_{t}fa"] == pytest.approx(ovlp.fa_per_24h)
         assert ops[f"taes_sensitivity_at_{t}fa"] == pytest.approx(taes.sensitivity)
@@ -237,7 +237,7 @@ def test_taes_seiz_counts_equal_the_full_walk() -> None:
 
     ref = NedcEvents.from_intervals([random_file(d, 4) for d in durations], durations)
     hyp = NedcEvents.from_intervals([random_file(d, 6) for d in durations], durations)
-    full = score_taes_events(ref, hyp, per_file=False)
+    full = score_events(ref, hyp, per_file=False, scorers=["taes"])["taes"]
     assert taes_seiz_counts(ref, hyp) == pytest.approx((full.hits, full.misses, full.false_alarms))
 
 

@@ -15,25 +15,14 @@ import pytest
 
 from ictal.io.annotations import Annotation, Event
 from ictal.scoring.common import NedcEvents, NedcResult
-from ictal.scoring.nedc import (
-    score_dpalign_intervals,
-    score_epoch_intervals,
-    score_nedc,
-    score_ovlp_intervals,
-    score_taes_intervals,
-)
+from ictal.scoring.nedc import score_intervals, score_nedc
 
 Intervals = list[tuple[float, float]]
 DAY = 86400.0
 
 
 def score_all(refs: list[Intervals], hyps: list[Intervals], durations: list[float]) -> dict[str, NedcResult]:
-    return {
-        "ovlp": score_ovlp_intervals(refs, hyps, durations),
-        "taes": score_taes_intervals(refs, hyps, durations),
-        "epoch": score_epoch_intervals(refs, hyps, durations),
-        "dpalign": score_dpalign_intervals(refs, hyps, durations),
-    }
+    return score_intervals(refs, hyps, durations)
 
 
 def one(ref: Intervals, hyp: Intervals, duration: float = 100.0) -> dict[str, NedcResult]:
@@ -222,7 +211,7 @@ def test_epoch_counts_equal_sampling_with_boundaries_on_sample_times() -> None:
 
     refs = [random_events(d) for d in durations]
     hyps = [random_events(d) for d in durations]
-    r = score_epoch_intervals(refs, hyps, durations, per_file=True)
+    r = score_intervals(refs, hyps, durations, per_file=True, scorers=["epoch"])["epoch"]
     ref_ev, hyp_ev = NedcEvents.from_intervals(refs, durations), NedcEvents.from_intervals(hyps, durations)
     for f, d in enumerate(durations):
         t = 0.125 + 0.25 * np.arange(int((d - 0.125) // 0.25) + 1)

@@ -11,18 +11,7 @@ import pytest
 
 from ictal.io.annotations import Annotation, Event, read_annotations
 from ictal.scoring.common import NedcEvents, ScoringError
-from ictal.scoring.nedc import (
-    score_dpalign_events,
-    score_dpalign_intervals,
-    score_epoch_events,
-    score_epoch_intervals,
-    score_nedc,
-    score_ovlp,
-    score_ovlp_events,
-    score_ovlp_intervals,
-    score_taes_events,
-    score_taes_intervals,
-)
+from ictal.scoring.nedc import score_events, score_intervals, score_nedc
 from ictal.scoring.nedc_dpalign import align_labels
 from ictal.scoring.nedc_taes import taes_part, taes_walk
 
@@ -172,13 +161,8 @@ def test_interval_fast_path_matches_annotation_path_on_sample() -> None:
     hyps = [h.seizure_intervals() for _, h in pairs]
     durations = [r.duration for r, _ in pairs]
     full = score_nedc(pairs)
-    for name, fast in (
-        ("ovlp", score_ovlp_intervals),
-        ("taes", score_taes_intervals),
-        ("epoch", score_epoch_intervals),
-        ("dpalign", score_dpalign_intervals),
-    ):
-        r = fast(refs, hyps, durations)
+    fast = score_intervals(refs, hyps, durations)
+    for name, r in fast.items():
         assert (r.targets, r.hits, r.misses, r.false_alarms) == pytest.approx(
             (full[name].targets, full[name].hits, full[name].misses, full[name].false_alarms)
         )
@@ -237,16 +221,16 @@ def test_durations_must_agree_to_four_decimals() -> None:
     ref = Annotation([Event(1, 2, "seiz")], duration=100.0, path=Path("r/a.csv_bi"))
     ok = Annotation([], duration=100.00004, path=Path("h/a.csv_bi"))
     bad = Annotation([], duration=100.001, path=Path("h/b.csv_bi"))
-    assert score_ovlp([(ref, ok)]).misses == 1
+    assert score_nedc([(ref, ok)], ["ovlp"])["ovlp"].misses == 1
     with pytest.raises(ScoringError, match=r"h/b\.csv_bi.*durations differ"):
-        score_ovlp([(ref, bad)])
+        score_nedc([(ref, bad)], ["ovlp"])["ovlp"]
 
 
 # ---- OVLP ----------------------------------------------------------------------------------------------------
 
 
 def ovlp(ref: list[tuple[float, float]], hyp: list[tuple[float, float]], duration: float = 1000.0):
-    return score_ovlp_intervals([ref], [hyp], [duration])
+    return score_intervals([ref], [hyp], [duration], scorers=["ovlp"])["ovlp"]
 
 
 def test_ovlp_one_long_hypothesis_over_k_references_is_k_hits() -> None:
@@ -293,7 +277,7 @@ def test_ovlp_vectorised_matches_the_definition_on_random_files() -> None:
     durations = [float(d) for d in rng.integers(60, 400, size=40)]
     refs = [random_file(rng, d, 6) for d in durations]
     hyps = [random_file(rng, d, 8) for d in durations]
-    r = score_ovlp_intervals(refs, hyps, durations, per_file=True)
+    r = score_intervals(refs, hyps, durations, per_file=True, scorers=["ovlp"])["ovlp"]
     for f, score in enumerate(r.per_file):
         assert (score.seiz.hits, score.seiz.false_alarms) == naive_ovlp(refs[f], hyps[f])
         assert score.seiz.targets == len(refs[f])
@@ -362,7 +346,10 @@ def test_taes_sensitivity_never_exceeds_ovlp_on_random_cases() -> None:
         if not any(refs):
             continue
         ref_ev, hyp_ev = NedcEvents.from_intervals(refs, durations), NedcEvents.from_intervals(hyps, durations)
-        o, t = score_ovlp_events(ref_ev, hyp_ev), score_taes_events(ref_ev, hyp_ev)
+        o, t = (
+            score_events(ref_ev, hyp_ev, scorers=["ovlp"])["ovlp"],
+            score_events(ref_ev, hyp_ev, scorers=["taes"])["taes"],
+        )
         assert t.sensitivity <= o.sensitivity + 1e-12
         assert t.hits <= o.hits + 1e-12
         assert t.targets == o.targets
@@ -374,7 +361,7 @@ def test_taes_sensitivity_never_exceeds_ovlp_on_random_cases() -> None:
 def test_epoch_samples_every_quarter_second_boundary_goes_to_earlier_event() -> None:
     ref_ev = events([(10.125, 20.125)], duration=100.0)
     hyp_ev = events([], duration=100.0)
-    r = score_epoch_events(ref_ev, hyp_ev)
+    r = score_events(ref_ev, hyp_ev, scorers=["epoch"])["epoch"]
     # Samples at 0.125 + k * 0.25 <= 100: 400 of them. At 10.125 the background before the seizure wins; at
     # 20.125 the seizure does: 10.375 ... 20.125 is 40 samples.
     assert r.targets == 40
@@ -384,7 +371,7 @@ def test_epoch_samples_every_quarter_second_boundary_goes_to_earlier_event() -> 
 
 
 def test_epoch_false_alarm_rate_is_seconds_per_day() -> None:
-    r = score_epoch_intervals([[]], [[(0.0, 10.0)]], [86400.0])
+    r = score_intervals([[]], [[(0.0, 10.0)]], [86400.0], scorers=["epoch"])["epoch"]
     assert r.false_alarms == 40
     assert r.fa_per_24h == pytest.approx(10.0)
     assert r.bckg.misses == 40 and r.bckg.false_alarms == 0
@@ -395,7 +382,7 @@ def test_epoch_matches_sampling_by_hand_on_random_files() -> None:
     durations = [float(d) + 0.3 for d in rng.integers(20, 120, size=10)]
     refs = [random_file(rng, d, 4) for d in durations]
     hyps = [random_file(rng, d, 4) for d in durations]
-    r = score_epoch_intervals(refs, hyps, durations, per_file=True)
+    r = score_intervals(refs, hyps, durations, per_file=True, scorers=["epoch"])["epoch"]
     for f, d in enumerate(durations):
         t = 0.125 + 0.25 * np.arange(int((d - 0.125) // 0.25) + 1)
 
@@ -433,12 +420,12 @@ def test_dpalign_alignment_cost_is_the_levenshtein_distance() -> None:
 
 def test_dpalign_counts() -> None:
     # ref bckg seiz bckg seiz bckg vs hyp bckg seiz bckg: one seizure deleted (with a background).
-    r = score_dpalign_intervals([[(10, 20), (30, 40)]], [[(12, 18)]], [100.0])
+    r = score_intervals([[(10, 20), (30, 40)]], [[(12, 18)]], [100.0], scorers=["dpalign"])["dpalign"]
     assert (r.targets, r.hits, r.misses, r.false_alarms) == (2, 1, 1, 0)
     assert r.bckg.targets == 3 and r.bckg.hits == 2
     # A hypothesis seizure where the reference has none: an insertion, i.e. a false alarm.
-    r = score_dpalign_intervals([[]], [[(12, 18)]], [100.0])
+    r = score_intervals([[]], [[(12, 18)]], [100.0], scorers=["dpalign"])["dpalign"]
     assert (r.targets, r.hits, r.false_alarms) == (0, 0, 1)
     # An empty hypothesis: every reference seizure is missed.
-    r = score_dpalign_events(events([(10, 20)]), events([]))
+    r = score_events(events([(10, 20)]), events([]), scorers=["dpalign"])["dpalign"]
     assert (r.targets, r.hits, r.misses, r.false_alarms) == (1, 0, 1, 0)

@@ -60,6 +60,15 @@ class ScoringError(IctalError):
     """Inputs that cannot be scored together (durations differ, list lengths differ, a missing file)."""
 
 
+class FileScoringError(ScoringError):
+    """A file of a list that cannot be scored, by its index: the entry points put the file's name on it."""
+
+    def __init__(self, file: int, message: str) -> None:
+        super().__init__(f"file {file}: {message}")
+        self.file = file
+        self.message = message
+
+
 def round_nedc(seconds: np.ndarray | Sequence[float] | float) -> np.ndarray:
     """Python's ``round(x, 4)`` elementwise, exactly: the rounding the NEDC tool applies.
 

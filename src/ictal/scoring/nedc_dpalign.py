@@ -12,19 +12,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ictal.io.annotations import Annotation
 from ictal.scoring.common import (
     BCKG,
     LABELS,
     SEIZ,
-    IntervalList,
     NedcEvents,
-    NedcResult,
     PerFileCounts,
-    build_result,
-    check_same_durations,
-    events_from_intervals,
-    events_from_pairs,
 )
 
 _SUB, _INS, _DEL = 0, 1, 2
@@ -100,25 +93,3 @@ def dpalign_counts(ref: NedcEvents, hyp: NedcEvents) -> PerFileCounts:
             out[r, f, 0] += 1
             out[r, f, 1 if r == h else 2] += 1
     return PerFileCounts(seiz=out[code[SEIZ]], bckg=out[code[BCKG]])
-
-
-def score_dpalign_events(
-    ref: NedcEvents, hyp: NedcEvents, names: Sequence[tuple[str, str]] | None = None, per_file: bool = True
-) -> NedcResult:
-    """DPALIGN on events already through the common step."""
-    check_same_durations(ref, hyp, names)
-    return build_result("dpalign", dpalign_counts(ref, hyp), ref.scored_durations, names, per_file=per_file)
-
-
-def score_dpalign(pairs: Sequence[tuple[Annotation, Annotation]], per_file: bool = True) -> NedcResult:
-    """NEDC DPALIGN on (reference, hypothesis) annotation pairs; SEIZ result pooled over files."""
-    ref, hyp, names = events_from_pairs(pairs)
-    return score_dpalign_events(ref, hyp, names, per_file)
-
-
-def score_dpalign_intervals(
-    ref: Sequence[IntervalList], hyp: Sequence[IntervalList], durations: Sequence[float], per_file: bool = False
-) -> NedcResult:
-    """NEDC DPALIGN on seizure ``(start, stop)`` second lists, one list per file, with each file's duration."""
-    ref_ev, hyp_ev = events_from_intervals(ref, hyp, durations)
-    return score_dpalign_events(ref_ev, hyp_ev, per_file=per_file)

@@ -18,20 +18,11 @@ are seizure in both timelines are counted through the union of the runs: ``both 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from ictal.io.annotations import Annotation
 from ictal.scoring.common import (
-    IntervalList,
     NedcEvents,
-    NedcResult,
     PerFileCounts,
-    build_result,
-    check_same_durations,
-    events_from_intervals,
-    events_from_pairs,
 )
 
 #: Epoch length in seconds (NEDC v6 parameter file); samples sit at the centre of each epoch.
@@ -148,26 +139,3 @@ def epoch_counts(ref: NedcEvents, hyp: NedcEvents) -> PerFileCounts:
     seiz = np.stack([ref_seiz, both, missed, inserted], axis=1)
     bckg = np.stack([neither + inserted, neither, inserted, np.zeros(n)], axis=1)
     return PerFileCounts(seiz=seiz, bckg=bckg)
-
-
-def score_epoch_events(
-    ref: NedcEvents, hyp: NedcEvents, names: Sequence[tuple[str, str]] | None = None, per_file: bool = True
-) -> NedcResult:
-    """EPOCH on events already through the common step; ``fa_per_24h`` is false-alarm seconds per day."""
-    check_same_durations(ref, hyp, names)
-    counts = epoch_counts(ref, hyp)
-    return build_result("epoch", counts, ref.scored_durations, names, fa_seconds=EPOCH_S, per_file=per_file)
-
-
-def score_epoch(pairs: Sequence[tuple[Annotation, Annotation]], per_file: bool = True) -> NedcResult:
-    """NEDC EPOCH on (reference, hypothesis) annotation pairs; SEIZ result pooled over files."""
-    ref, hyp, names = events_from_pairs(pairs)
-    return score_epoch_events(ref, hyp, names, per_file)
-
-
-def score_epoch_intervals(
-    ref: Sequence[IntervalList], hyp: Sequence[IntervalList], durations: Sequence[float], per_file: bool = False
-) -> NedcResult:
-    """NEDC EPOCH on seizure ``(start, stop)`` second lists, one list per file, with each file's duration."""
-    ref_ev, hyp_ev = events_from_intervals(ref, hyp, durations)
-    return score_epoch_events(ref_ev, hyp_ev, per_file=per_file)

@@ -18,27 +18,21 @@ bisection when the events are sorted and disjoint.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from itertools import pairwise
 
 import numpy as np
 
-from ictal.io.annotations import Annotation
 from ictal.scoring.common import (
     BCKG,
     LABELS,
     SEIZ,
-    IntervalList,
+    FileScoringError,
     Intervals,
     NedcEvents,
-    NedcResult,
     PerFileCounts,
     ScoringError,
     any_strict_overlap,
-    build_result,
-    check_same_durations,
-    events_from_intervals,
-    events_from_pairs,
 )
 
 
@@ -148,20 +142,20 @@ def taes_walk(
     return hit, miss, fa
 
 
-def taes_counts(ref: NedcEvents, hyp: NedcEvents, names: Sequence[tuple[str, str]] | None = None) -> PerFileCounts:
+def taes_counts(ref: NedcEvents, hyp: NedcEvents) -> PerFileCounts:
     """Per-file TAES counts of both labels (columns targets, hits, misses, false alarms; fractional)."""
-    out = {label: taes_file_counts(ref.intervals(label), hyp.intervals(label), names) for label in LABELS}
+    out = {label: taes_file_counts(ref.intervals(label), hyp.intervals(label)) for label in LABELS}
     return PerFileCounts(seiz=out[SEIZ], bckg=out[BCKG])
 
 
-def taes_file_counts(ref: Intervals, hyp: Intervals, names: Sequence[tuple[str, str]] | None = None) -> np.ndarray:
+def taes_file_counts(ref: Intervals, hyp: Intervals) -> np.ndarray:
     """TAES counts of one label per file, shape ``(F, 4)``: targets, hits, misses, false alarms.
 
     Only files with events on both sides are walked; in the others every reference is a whole miss and every
     hypothesis a whole false alarm.
 
     Raises:
-        ScoringError: a zero-length reference event meets a hypothesis, naming the file.
+        FileScoringError: a zero-length reference event meets a hypothesis, with the file's index.
     """
     n_ref, n_hyp = ref.counts().astype(np.float64), hyp.counts().astype(np.float64)
     out = np.stack([n_ref, np.zeros_like(n_ref), n_ref, n_hyp], axis=1)
@@ -173,28 +167,6 @@ def taes_file_counts(ref: Intervals, hyp: Intervals, names: Sequence[tuple[str, 
         try:
             walked = taes_walk(*ref.for_file(f), *hyp.for_file(f), strict=strict[ref.bounds[f] : ref.bounds[f + 1]])
         except ScoringError as exc:
-            raise ScoringError(f"{names[f][0] if names else f'ref[{f}]'}: {exc}") from None
+            raise FileScoringError(f, str(exc)) from None
         out[f, 1:] = walked
     return out
-
-
-def score_taes_events(
-    ref: NedcEvents, hyp: NedcEvents, names: Sequence[tuple[str, str]] | None = None, per_file: bool = True
-) -> NedcResult:
-    """TAES on events already through the common step."""
-    check_same_durations(ref, hyp, names)
-    return build_result("taes", taes_counts(ref, hyp, names), ref.scored_durations, names, per_file=per_file)
-
-
-def score_taes(pairs: Sequence[tuple[Annotation, Annotation]], per_file: bool = True) -> NedcResult:
-    """NEDC TAES on (reference, hypothesis) annotation pairs; SEIZ result pooled over files."""
-    ref, hyp, names = events_from_pairs(pairs)
-    return score_taes_events(ref, hyp, names, per_file)
-
-
-def score_taes_intervals(
-    ref: Sequence[IntervalList], hyp: Sequence[IntervalList], durations: Sequence[float], per_file: bool = False
-) -> NedcResult:
-    """NEDC TAES on seizure ``(start, stop)`` second lists, one list per file, with each file's duration."""
-    ref_ev, hyp_ev = events_from_intervals(ref, hyp, durations)
-    return score_taes_events(ref_ev, hyp_ev, per_file=per_file)
