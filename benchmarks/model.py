@@ -29,13 +29,6 @@ threads; each right after ours, in its own process; ``*_vs_serial_blocks`` is it
 ``--ssd-scan`` likewise times the three base configurations with ``ICTAL_CPU_SCAN=0``: the chunked SSD scan instead
 of the numba-compiled recurrence (:mod:`ictal.models.cpu_scan`), forward and backward; ``*_vs_ssd_scan``.
 
-``--compile`` also times the two forward configurations with the Mamba2 layers' inference compiled
-(:mod:`ictal.models.compiled`, ``torch.compile``; ``ictal predict --compile``), each in its own process, and prints
-them beside the eager figures: ``compiled_fwd_b1_s_per_window``, ``compiled_fwd_b8_s_per_window``, their
-``*_vs_eager`` ratios (against the eager forward timed in turn with the compiled one in that process, so machine
-drift between processes does not enter the ratio) and ``*_speedup`` against the reference, the first call's
-seconds (compiling) and how many blocks of sequences ran compiled / went back to the eager path.
-
 Hours of EEG per second (``h_eeg_per_s``): 60 s / 3600 divided by the batch-8 forward seconds per window, i.e.
 non-overlapping windows; ``h_eeg_per_s_stride10`` is the same for windows at the default 10 s inference stride
 (six windows per minute of EEG).
@@ -51,7 +44,7 @@ reference, the nearest published figure.
 With a CUDA device (``--device auto`` finds it) the three base configurations also run on the GPU, with the
 mamba_ssm kernels where installed, and report peak GPU memory (``torch.cuda.max_memory_allocated``).
 
-    python benchmarks/model.py [--threads 2] [--repeats 2] [--device auto|cpu|cuda] [--compile] [--serial-blocks]
+    python benchmarks/model.py [--threads 2] [--repeats 2] [--device auto|cpu|cuda] [--serial-blocks]
                                [--ssd-scan]
                                [--json out.json]
 
@@ -107,9 +100,6 @@ BASELINES: dict[str, tuple[dict[str, str], str, tuple[str, ...]]] = {
     "serial_blocks": ({WORKERS_ENV: "1"}, "blocks in one thread, no workers", GPU_CONFIGS),
     "ssd_scan": ({CPU_SCAN_ENV: "0"}, "the PyTorch SSD scan, not numba's", GPU_CONFIGS),
 }
-# With --compile: the forward configurations again, Mamba2 layers through ictal.models.compiled (CPU only).
-COMPILED_CONFIGS: dict[str, tuple[str, int, bool]] = {"compiled_fwd_b1": ("base", 1, False),
-                                                     "compiled_fwd_b8": ("base", 8, False)}  # fmt: skip
 
 
 def peak_rss_mb() -> float:
@@ -156,13 +146,10 @@ def run_config(
     from ictal.models.mamba2 import mamba_backend
     from ictal.models.v3 import build_v3
 
-    preset, batch, backward = {**CONFIGS, **COMPILED_CONFIGS}[name]
+    preset, batch, backward = CONFIGS[name]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = build_v3(model_config(preset, model_overrides, checkpointing if backward else None)).to(device)
-    from ictal.models.compiled import compile_inference
-
-    runner = compile_inference(model) if name in COMPILED_CONFIGS else None
     x = torch.randn(batch, 19, WINDOW_SAMPLES, device=device)
     model.train(backward)
 
@@ -181,14 +168,10 @@ def run_config(
         once()
         return time.perf_counter() - wall0, time.process_time() - cpu0
 
-    first_call_s = timed()[0]  # warm-up (with --compile: compiling, on the first call)
+    first_call_s = timed()[0]  # warm-up
     probe_before = machine_probe_s()
-    walls, cpus, eager_walls = [], [], []
+    walls, cpus = [], []
     for _ in range(repeats):
-        if runner is not None:  # the eager path timed in turn with the compiled one: a ratio free of drift
-            compile_inference(model, enabled=False)
-            eager_walls.append(timed()[0])
-            compile_inference(model, runner=runner)
         wall, cpu = timed()
         walls.append(wall)
         cpus.append(cpu)
@@ -200,13 +183,6 @@ def run_config(
         "first_call_s": first_call_s,
         "machine_probe_s": [probe_before, machine_probe_s()],
     }
-    if runner is not None:
-        figures.update(
-            eager_s_per_window=min(eager_walls) / batch,
-            compiled_blocks=runner.blocks,
-            eager_blocks=runner.eager_blocks,
-            compile_failed=runner.disabled,
-        )
     if device == "cuda":
         figures["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return figures
@@ -262,19 +238,6 @@ def summarise(results: dict[str, dict[str, Any]], prefix: str = "") -> dict[str,
     out["meets_required"] = min(speedups) >= 1.0 and out["peak_rss_fraction"] <= 0.5
     out["meets_target"] = min(speedups) >= TARGET_SPEEDUP and out["peak_rss_fraction"] <= 0.5
     out["meets_stretch"] = out["s_per_hour_eeg"] <= STRETCH_S_PER_HOUR
-    for name in COMPILED_CONFIGS:
-        if name in results:
-            one, ref = results[name], REFERENCE_FWD_B1_S if name.endswith("b1") else REFERENCE_FWD_B4_S
-            out[f"{name}_s_per_window"] = one["s_per_window"]
-            out[f"{name}_speedup"] = ref / one["s_per_window"]
-            # Against the eager forward timed in turn with it in the same process (not the separate run above).
-            out[f"{name}_vs_eager"] = one["eager_s_per_window"] / one["s_per_window"]
-            out[f"{name}_eager_s_per_window"] = one["eager_s_per_window"]
-            out[f"{name}_first_call_s"] = one["first_call_s"]
-            out[f"{name}_blocks"] = {"compiled": one["compiled_blocks"], "eager": one["eager_blocks"]}
-            out[f"{name}_compile_failed"] = one["compile_failed"]
-    if "compiled_fwd_b8" in results:
-        out["compiled_h_eeg_per_s"] = (WINDOW_S / 3600) / results["compiled_fwd_b8"]["s_per_window"]
     return {prefix + k: v for k, v in out.items()}
 
 
@@ -302,18 +265,6 @@ def report(figures: dict[str, Any], prefix: str, where: str) -> None:
     if "tiny_fwdbwd_b8_s_per_batch" in f:
         print(f"  tiny preset fwd+bwd per (8, 19, 15360) batch: {f['tiny_fwdbwd_b8_s_per_batch']:.3f} s wall "
               f"({f['tiny_fwdbwd_b8_cpu_s_per_batch']:.3f} s CPU)")  # fmt: skip
-    for name, label, ref, ref_batch in (
-        ("compiled_fwd_b1", "forward, batch 1", REFERENCE_FWD_B1_S, "b1"),
-        ("compiled_fwd_b8", "forward, batch 8", REFERENCE_FWD_B4_S, "b4"),
-    ):
-        if f"{name}_s_per_window" in f:
-            wall = f[f"{name}_s_per_window"]
-            failed = f[f"{name}_compile_failed"]
-            print(f"  {label}, --compile: {wall:7.3f} s/window wall | eager in turn with it "
-                  f"{f[name + '_eager_s_per_window']:.3f}: {f[name + '_vs_eager']:.2f}x | "
-                  f"reference {ref:.2f} ({ref_batch}): {ref / wall:5.2f}x faster; first call (compiling) "
-                  f"{f[name + '_first_call_s']:.1f} s; blocks {f[name + '_blocks']}"
-                  + (f"; COMPILE FAILED: {failed}" if failed else ""))  # fmt: skip
     print("  machine probe: a fixed workload (machine_probe_s) before / after each configuration's timed runs;")
     print("  larger means a slower phase of the machine, not of the code")
     print(f"  required (no slower, at most half the memory): {'met' if f['meets_required'] else 'NOT met'}; "
@@ -329,10 +280,6 @@ def main() -> None:
     parser.add_argument(
         "--checkpointing", action="store_true",
         help="forward + backward with model.activation_checkpointing: true (less memory, one more forward)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--compile", action="store_true",
-        help="also time the forward passes with ictal.models.compiled (torch.compile of the Mamba2 layers; CPU)",
     )  # fmt: skip
     for key, (env, what, _) in BASELINES.items():
         setting = ", ".join(f"{k}={v}" for k, v in env.items())
@@ -365,7 +312,7 @@ def main() -> None:
     if args.gpu_only and not cuda:
         sys.exit("--gpu-only needs a CUDA device")
     load_before = os.getloadavg()[0]
-    names = [*CONFIGS, *(COMPILED_CONFIGS if args.compile else ())]
+    names = list(CONFIGS)
     cpu: dict[str, dict[str, Any]] = {}
     baselines = [key for key in BASELINES if getattr(args, key)]
     against: dict[tuple[str, str], dict[str, Any]] = {}  # (baseline, configuration) -> figures

@@ -19,10 +19,7 @@ partial: the rate over the hours scored so far, the first pass over the whole fi
 so far). Throughput and memory do not depend on the length: memory is bounded by the chunk, the point of the
 design, checked by ``tests/test_chunked_preprocess.py`` / ``tests/test_stream.py`` and by tiny's 24 h figure here.
 
-``--compile`` predicts with the Mamba2 scan compiled (``ictal predict --compile``); the JSON then says
-``"compiled": true`` and each preset's line how many blocks ran compiled.
-
-    python benchmarks/predict.py [--hours 24] [--base-hours 1] [--max-minutes M] [--presets tiny base] [--compile]
+    python benchmarks/predict.py [--hours 24] [--base-hours 1] [--max-minutes M] [--presets tiny base]
                                  [--chunk-s 300] [--json out.json]
 
 JSON keys: ``base_h_eeg_per_s``, ``base_peak_rss_mb``, ``tiny_h_eeg_per_s``, ``tiny_peak_rss_mb``, ``hours`` (and
@@ -90,7 +87,6 @@ def run_worker(
     chunk_s: float,
     batch_size: int | None,
     max_minutes: float | None = None,
-    compiled: bool = False,
 ) -> dict[str, Any]:
     """One preset in this process: predict the recording and write its outputs; timing and peak RSS.
 
@@ -107,7 +103,7 @@ def run_worker(
     torch.manual_seed(0)
     model = build_v3(cfg.model).eval()
     threshold = resolve_threshold(cfg.post)
-    predict_cfg = PredictConfig(chunk_s=chunk_s, batch_size=batch_size, compile=compiled)
+    predict_cfg = PredictConfig(chunk_s=chunk_s, batch_size=batch_size)
     progress = {"done": 0, "total": 0}
     start = time.perf_counter()
 
@@ -127,13 +123,6 @@ def run_worker(
         figures.update(hours=scored * chunk_s / 3600.0, n_events=None, partial=True)
     figures["seconds"] = time.perf_counter() - start
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    if compiled:
-        from ictal.models.compiled import compiled_runner
-
-        runner = compiled_runner(model)
-        figures["compiled"] = None if runner is None else {
-            "blocks": runner.blocks, "eager_blocks": runner.eager_blocks, "failed": runner.disabled
-        }  # fmt: skip
     return figures
 
 
@@ -152,9 +141,6 @@ def main() -> None:
         "--max-minutes", type=float, default=None,
         help="stop each preset after this long and report the part done (marked partial in the output and JSON)",
     )  # fmt: skip
-    parser.add_argument(
-        "--compile", action="store_true", help="predict with the Mamba2 layers compiled (ictal predict --compile)"
-    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one preset, print its JSON
     parser.add_argument("--edf", type=Path, help=argparse.SUPPRESS)
@@ -162,13 +148,11 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.worker:
-        figures = run_worker(
-            args.worker, args.edf, args.out, args.chunk_s, args.batch_size, args.max_minutes, args.compile
-        )
+        figures = run_worker(args.worker, args.edf, args.out, args.chunk_s, args.batch_size, args.max_minutes)
         print(json.dumps(figures))
         return
 
-    results: dict[str, Any] = {"hours": args.hours, "compiled": args.compile}
+    results: dict[str, Any] = {"hours": args.hours}
     hours_of = {p: args.hours for p in args.presets}
     if args.base_hours is not None and "base" in hours_of:
         hours_of["base"] = results["base_hours"] = args.base_hours
@@ -186,7 +170,6 @@ def main() -> None:
                 cmd += ["--batch-size", str(args.batch_size)]
             if args.max_minutes is not None:
                 cmd += ["--max-minutes", str(args.max_minutes)]
-            cmd += ["--compile"] if args.compile else []
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 sys.exit(f"{preset} failed:\n{proc.stderr[-3000:]}")
@@ -204,8 +187,7 @@ def main() -> None:
             print(
                 f"{preset}: {got['hours']:.2f} h of EEG in {got['seconds']:.1f} s = {rate:.4f} h EEG/s "
                 f"({3600 * rate:.0f}x real time; 24 h would take {24 / rate / 60:.1f} min), peak RSS "
-                f"{got['peak_rss_mb']:.0f} MB, {done}, {got['threads']} threads"
-                + (f", compiled Mamba2 inference {got['compiled']}" if args.compile else ""),
+                f"{got['peak_rss_mb']:.0f} MB, {done}, {got['threads']} threads",
                 flush=True,
             )
     windows_24h = (24 * 3600 - 60) // 10 + 1

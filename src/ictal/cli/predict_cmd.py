@@ -48,11 +48,6 @@ def predict(
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Windows per forward pass (default: 8)."),
     scoring: str = typer.Option("auto", "--scoring", help="auto, windows or continuous (streamable models)."),
     plot_events: int = typer.Option(4, "--plot-events", min=0, help="Event panels in each picture."),
-    compile: bool = typer.Option(
-        False,
-        "--compile",
-        help="CPU: torch.compile the Mamba2 scan (needs gcc or clang); slower than the default numba scan (0.7x).",
-    ),
 ) -> None:
     """Write <name>.csv_bi, <name>_events.tsv, <name>.json and <name>.png per recording; a summary at the end.
 
@@ -69,7 +64,7 @@ def predict(
     try:
         predict_cfg = pydantic.TypeAdapter(PredictConfig).validate_python(
             {"chunk_s": chunk_s, "batch_size": batch_size, "scoring": scoring, "fa_target": fa_target,
-             "plot_events": plot_events, "compile": compile}
+             "plot_events": plot_events}
         )  # fmt: skip
     except pydantic.ValidationError as exc:
         bad = "; ".join(f"--{'-'.join(str(e['loc'][0]).split('_'))}: {e['msg']}" for e in exc.errors())

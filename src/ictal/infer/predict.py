@@ -107,9 +107,6 @@ class PredictConfig:
     fa_target: Annotated[float, pydantic.Field(gt=0)] = 10.0
     #: Event panels in the picture (the most confident events).
     plot_events: Annotated[int, pydantic.Field(ge=0)] = 4
-    #: Run the Mamba2 layers' CPU inference compiled (``ictal.models.compiled``): faster per window after
-    #: tens of seconds of compiling on the first one; needs a C++ compiler (else a warning and the eager path).
-    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -300,11 +297,6 @@ def _predict_source(
     t0: float,
 ) -> RecordingPrediction:
     predict = predict or PredictConfig()
-    if predict.compile:
-        from ictal.models.compiled import compile_inference, compiled_runner
-
-        if compiled_runner(model) is None:
-            compile_inference(model)
     window, stride = window_samples(cfg)
     trace, scoring = scored_trace(
         model, source, cfg.preprocess, window=window, stride=stride, chunk_s=predict.chunk_s,

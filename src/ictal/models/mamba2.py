@@ -234,8 +234,6 @@ class Mamba2(nn.Module):
         self.conv_dim = d_inner + 2 * ngroups * d_state
         self.use_kernels = use_kernels
         self.recompute_above_mb = recompute_above_mb
-        #: Set by `ictal.models.compiled.compile_inference`: runs inference calls compiled where it applies.
-        self.compiled_inference: Callable[[Mamba2, Tensor], Tensor | None] | None = None
 
         self.in_proj = nn.Linear(d_model, 2 * d_inner + 2 * ngroups * d_state + nheads, bias=False)
         self.conv1d = nn.Conv1d(
@@ -370,10 +368,6 @@ class Mamba2(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"Mamba2 expects (B, L, {self.d_model}) input, got {tuple(x.shape)}")
         kernels = self._kernels_for(x)
-        if self.compiled_inference is not None and kernels is None and state is None and not return_state:
-            out = self.compiled_inference(self, x)
-            if out is not None:
-                return out
         sizes = [x.shape[0]] if kernels is not None else self.block_sizes(x.shape[0], x.shape[1])
         run = self._forward_block
         if kernels is None and torch.is_grad_enabled() and self.recomputes(x):
@@ -715,7 +709,7 @@ class BiMamba2(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         layer = self.mamba_forward
-        if layer._kernels_for(x) is not None or layer.compiled_inference is not None:
+        if layer._kernels_for(x) is not None:
             return self._block(x)
         # PyTorch path: blocks of sequences through the norm and both directions, each block in the caches.
         sizes = layer.block_sizes(x.shape[0], x.shape[1])
