@@ -8,10 +8,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+import ictal.post.thresholds as thresholds_module
 import ictal.scoring.operating_points as op
 from ictal.io.annotations import Annotation, Event
 from ictal.post.config import PostConfig
 from ictal.post.events import detect_events
+from ictal.post.thresholds import tau_off_for
 from ictal.scoring.common import NedcEvents, ScoringError
 from ictal.scoring.nedc import score_events, score_intervals
 from ictal.scoring.operating_points import (
@@ -20,7 +22,6 @@ from ictal.scoring.operating_points import (
     operating_points,
     sweep_thresholds,
     taes_seiz_counts,
-    tau_off_for,
     with_threshold,
 )
 from ictal.scoring.szcore import score_szcore
@@ -202,7 +203,7 @@ def bumpy_trace(rng: np.random.Generator, seconds: float, dtype: type = np.float
     return np.round(np.clip(p, 0, 1), 2).astype(dtype)
 
 
-@pytest.mark.parametrize("crossing_limit", [op.MAX_CROSSINGS, 0])
+@pytest.mark.parametrize("crossing_limit", [thresholds_module.MAX_CROSSINGS, 0])
 @pytest.mark.parametrize(
     "post",
     [
@@ -214,7 +215,7 @@ def bumpy_trace(rng: np.random.Generator, seconds: float, dtype: type = np.float
 def test_sweep_events_equal_detect_events_per_recording(
     post: PostConfig, crossing_limit: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(op, "MAX_CROSSINGS", crossing_limit)  # both ways of finding the runs
+    monkeypatch.setattr(thresholds_module, "MAX_CROSSINGS", crossing_limit)  # both ways of finding the runs
     rng = np.random.default_rng(7)
     traces = [bumpy_trace(rng, s, dt) for s, dt in ((300, np.float64), (61.3, np.float32), (0.5, np.float64))]
     traces.append(np.full(160, 0.42))  # constant, equal to a tau_off

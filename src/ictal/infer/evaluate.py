@@ -29,6 +29,7 @@ from ictal.io.annotations import intervals_to_mask, term_annotation, write_annot
 from ictal.models.line_length import line_length_trace
 from ictal.post.config import PostConfig
 from ictal.post.events import SeizureEvent, detect_events, events_to_annotation
+from ictal.post.thresholds import tau_off_for
 from ictal.scoring.calibration import ProbabilityHistogram
 from ictal.scoring.operating_points import (
     DEFAULT_TARGETS,
@@ -37,7 +38,6 @@ from ictal.scoring.operating_points import (
     operating_points,
     sweep_thresholds,
     target_label,
-    tau_off_for,
     with_threshold,
 )
 from ictal.scoring.szcore import SzcoreConfig

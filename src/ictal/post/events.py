@@ -85,13 +85,23 @@ def event_runs(trace: np.ndarray, rate: float, config: PostConfig) -> Runs:
         rate: samples per second of ``trace`` (16 for frames, 256 for samples).
         config: a validated :class:`PostConfig`.
     """
+    min_on, min_off = hysteresis_samples(rate, config)
+    return morphology_runs(hysteresis_runs(trace, config.tau_on, config.tau_off, min_on, min_off), rate, config)
+
+
+def hysteresis_samples(rate: float, config: PostConfig) -> tuple[int, int]:
+    """``(min_on, min_off)`` of step 1 in samples at ``rate`` Hz."""
+    return max(1, seconds_to_samples(config.min_on_s, rate)), seconds_to_samples(config.min_off_s, rate)
+
+
+def morphology_runs(runs: Runs, rate: float, config: PostConfig) -> Runs:
+    """Steps 2-6 of the pipeline on hysteresis runs (samples at ``rate`` Hz): opening, closing, minimum
+    duration, merging, maximum duration. The one copy of those steps, for one threshold or many
+    (:mod:`ictal.post.thresholds`)."""
 
     def samples(seconds: float) -> int:
         return seconds_to_samples(seconds, rate)
 
-    runs = hysteresis_runs(
-        trace, config.tau_on, config.tau_off, min_on=max(1, samples(config.min_on_s)), min_off=samples(config.min_off_s)
-    )
     runs = drop_short_runs(runs, samples(config.opening_s))
     runs = bridge_gaps(runs, samples(config.closing_s))
     runs = drop_short_runs(runs, samples(config.min_duration_s))

@@ -87,14 +87,21 @@ def hysteresis_runs(trace: np.ndarray, tau_on: float, tau_off: float, min_on: in
     NaN counts as below both thresholds.
     """
     p = np.asarray(trace)
-    low = bridge_gaps(runs_of(p >= tau_off), min_off)
-    if low[0].size == 0:
-        return low
-    high_starts, high_stops = drop_short_runs(runs_of(p >= tau_on), max(1, min_on))
-    if high_starts.size == 0:
+    return hysteresis_of_runs(runs_of(p >= tau_off), runs_of(p >= tau_on), min_on, min_off)
+
+
+def hysteresis_of_runs(low: Runs, high: Runs, min_on: int = 1, min_off: int = 0) -> Runs:
+    """:func:`hysteresis_runs` from the runs of ``p >= tau_off`` (``low``) and of ``p >= tau_on`` (``high``).
+
+    ``high`` must lie inside ``low`` (``tau_on >= tau_off``); the multi-threshold detection gets both from the
+    level crossings of many thresholds at once.
+    """
+    low = bridge_gaps(low, min_off)
+    high = drop_short_runs(high, max(1, min_on))
+    if low[0].size == 0 or high[0].size == 0:
         return empty_runs()
-    # tau_on >= tau_off, so every trigger lies inside one low run: find it by its start.
-    owner = np.searchsorted(low[0], high_starts, side="right") - 1
+    # Every trigger lies inside one low run: find it by its start.
+    owner = np.searchsorted(low[0], high[0], side="right") - 1
     keep = np.zeros(low[0].size, dtype=bool)
     keep[owner] = True
     return low[0][keep], low[1][keep]
