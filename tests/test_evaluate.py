@@ -115,7 +115,7 @@ def test_choose_on_eval_is_labelled_a_leak(cache: Path) -> None:
 
 def test_streamable_model_scored_as_predict_scores_it(cache: Path) -> None:
     """A streamable model's dev traces are the continuous ones predict/stream use, not windowed ones."""
-    from ictal.infer.stream import score_signal
+    from ictal.infer.scorers import score_signal
     from ictal.models.v3 import build_v3
 
     torch.manual_seed(0)

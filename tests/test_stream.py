@@ -14,15 +14,8 @@ from ictal.cli.main import app
 from ictal.config.schema import IctalConfig, config_from_dict
 from ictal.data.synthetic_signal import SOURCE_CHANNELS, synthesize_recording
 from ictal.infer.predict import PredictConfig, predict_recording, resolve_threshold
-from ictal.infer.stream import (
-    ContinuousScorer,
-    StreamEvent,
-    WindowedScorer,
-    make_scorer,
-    score_signal,
-    stream_recording,
-)
-from ictal.infer.trace import predict_trace
+from ictal.infer.scorers import ContinuousScorer, WindowedScorer, make_scorer, score_signal
+from ictal.infer.stream import StreamEvent, stream_recording
 from ictal.io.annotations import intervals_to_mask
 from ictal.io.channels import CANONICAL_19
 from ictal.io.edf import read_edf
@@ -148,10 +141,10 @@ def _push_in_pieces(scorer: WindowedScorer | ContinuousScorer, x: np.ndarray, se
 
 
 @pytest.mark.parametrize("n", [256 * 27 + 5, WINDOW, 1000])  # tail window, exactly one window, shorter
-def test_windowed_scorer_equals_predict_trace(n: int) -> None:
+def test_windowed_scorer_gives_the_same_trace_whatever_the_pieces(n: int) -> None:
     model = _model(streamable=False)
     x = np.random.default_rng(n).standard_normal((19, n)).astype(np.float32)
-    want = predict_trace(model, x, window=WINDOW, stride=STRIDE, batch_size=4)
+    want = score_signal(model, x, window=WINDOW, stride=STRIDE, batch_size=4, chunk=n)  # one push
     got = _push_in_pieces(WindowedScorer(model, window=WINDOW, stride=STRIDE, batch_size=4), x)
     assert got.shape == want.shape and np.array_equal(got, want)  # same windows, batches and stitching
     one_by_one = _push_in_pieces(WindowedScorer(model, window=WINDOW, stride=STRIDE, batch_size=1), x, seed=1)
@@ -174,11 +167,8 @@ def test_continuous_scorer_equals_one_forward_pass() -> None:
         ContinuousScorer(_model(streamable=False))
 
 
-def test_score_signal_is_predict_trace_for_windows_and_one_pass_for_a_streamable_model() -> None:
+def test_score_signal_is_one_pass_for_a_streamable_model() -> None:
     x = np.random.default_rng(5).standard_normal((19, 256 * 23)).astype(np.float32)
-    windowed = _model(streamable=False)
-    want = predict_trace(windowed, x, window=WINDOW, stride=STRIDE, batch_size=8)
-    assert np.array_equal(score_signal(windowed, x, window=WINDOW, stride=STRIDE, chunk=3000), want)
     streamable = _model()
     with torch.no_grad():
         one_pass = torch.sigmoid(streamable(torch.from_numpy(x)[None]))[0].numpy()
@@ -274,11 +264,11 @@ def test_stream_cli_prints_events_with_their_latency(tmp_path: Path) -> None:
 
 
 def test_predict_on_a_recording_equals_the_whole_recording_chain(tmp_path: Path) -> None:
-    """predict's chunked pipeline against preprocess() + predict_trace() of the whole file (windowed model)."""
+    """predict's chunked pipeline against preprocess() + score_signal() of the whole file (windowed model)."""
     edf = _edf(tmp_path / "rec.edf", 70, rate=400.0)
     cfg = _config(False)
     model = _model(streamable=False)
     pred = predict_recording(model, edf, cfg, resolve_threshold(cfg.post), predict=PredictConfig(chunk_s=13.0))
     whole = preprocess(read_edf(edf).data, 400.0, cfg.preprocess)
-    want = predict_trace(model, whole, window=WINDOW, stride=STRIDE, batch_size=8)
+    want = score_signal(model, whole, window=WINDOW, stride=STRIDE, batch_size=8, chunk=whole.shape[1])
     assert np.abs(pred.trace - want).max() <= 1e-6

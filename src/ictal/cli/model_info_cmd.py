@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ictal.errors import ConfigError
+from ictal.frames import FRAME_RATE, SAMPLE_RATE, SAMPLES_PER_FRAME, n_frames
 
 
 def model_info(
@@ -33,7 +34,7 @@ def model_info(
         for line in exc.problems:
             typer.echo(f"  {line}", err=True)
         raise typer.Exit(1) from None
-    n_samples = int(round(window_s * 256 / V3Detector.frame_stride)) * V3Detector.frame_stride
+    n_samples = int(round(window_s * FRAME_RATE)) * SAMPLES_PER_FRAME
     if n_samples <= 0:
         typer.echo(f"--window-s: got {window_s}; give a positive length in seconds", err=True)
         raise typer.Exit(1)
@@ -42,7 +43,9 @@ def model_info(
     params = parameter_counts(model)
     macs = macs_per_window(model, torch.randn(1, 19, n_samples, device=device))
 
-    table = Table(title=f"V3 model ({cfg.preset or 'custom'}): {n_samples // 256} s window, {n_samples // 16} frames")
+    table = Table(
+        title=f"V3 model ({cfg.preset or 'custom'}): {n_samples / SAMPLE_RATE:g} s window, {n_frames(n_samples)} frames"
+    )
     table.add_column("component")
     table.add_column("parameters", justify="right")
     table.add_column("MMACs / window", justify="right")

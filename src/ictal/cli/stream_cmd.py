@@ -34,7 +34,8 @@ def stream(
     """Stream one recording through the model; events are printed when they close."""
     from ictal.cli.evaluate_cmd import resolve_device
     from ictal.infer.predict import resolve_threshold, window_samples
-    from ictal.infer.stream import ScoringMode, StatsMode, StreamEvent, stream_recording
+    from ictal.infer.scorers import ScoringMode
+    from ictal.infer.stream import StatsMode, StreamEvent, stream_recording
     from ictal.train.checkpoint import load_model
 
     console = Console()

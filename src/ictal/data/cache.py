@@ -40,6 +40,7 @@ from ictal.errors import IctalError
 from ictal.io.annotations import SEIZURE_LABELS
 from ictal.io.atomic import write_atomic
 from ictal.io.channels import CANONICAL_19
+from ictal.io.json_files import jsonable, write_json_atomic
 from ictal.signal.preprocess import PreprocessConfig
 
 #: Bumped whenever the on-disk layout or the meaning of a stored value changes.
@@ -95,7 +96,7 @@ class CacheParams:
         dat = data or DataConfig()
         return cls(
             format_version=FORMAT_VERSION,
-            preprocess=_jsonable(dataclasses.asdict(pre)),
+            preprocess=jsonable(dataclasses.asdict(pre)),
             label_source=dat.label_source,
             seizure_labels=tuple(sorted(SEIZURE_LABELS)),
             dtype=dat.cache_dtype,
@@ -154,24 +155,7 @@ def _short(value: Any) -> str:
     return text if len(text) < 120 else text[:117] + "..."
 
 
-def _jsonable(value: Any) -> Any:
-    """Paths and tuples as JSON would give them back, so a parameter read from disk compares equal."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 # --------------------------------------------------------------------------------------------- atomic files
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Deterministic JSON (sorted keys, 1-space indent, trailing newline), written atomically."""
-    text = json.dumps(obj, sort_keys=True, indent=1) + "\n"
-    write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def write_npy_atomic(path: Path, array: np.ndarray) -> int:
@@ -287,6 +271,7 @@ def init_cache(cache_dir: Path, params: CacheParams, data_dir: Path) -> None:
     write_json_atomic(
         cache_dir / CACHE_FILE,
         {"ictal_cache": True, "params": params.to_json(), "data_dir": str(data_dir.resolve())},
+        sort_keys=True,
     )
 
 

@@ -35,13 +35,13 @@ from ictal.data.cache import (
     read_recording,
     recording_json_path,
     remove_dead_tmp_files,
-    write_json_atomic,
     write_npy_atomic,
 )
 from ictal.data.config import DataConfig
 from ictal.data.corpus import CorpusError, RecordingFiles, select_split
 from ictal.data.manifest import WindowTable, write_manifest
 from ictal.errors import IctalError
+from ictal.io.json_files import write_json_atomic
 from ictal.signal.preprocess import PreprocessConfig
 
 log = logging.getLogger("ictal.data")
@@ -179,7 +179,7 @@ def build_recording(rec: RecordingFiles, out_dir: Path, params: CacheParams) -> 
         "npy_bytes": npy_bytes,
     }
     # The .json is the completion marker: renamed last, after the .npy is in place.
-    write_json_atomic(json_path, meta)
+    write_json_atomic(json_path, meta, sort_keys=True)
     return meta
 
 
@@ -327,7 +327,7 @@ def build_cache(
             bar.update(task, advance=1, rate=f"{report.built_hours / max(elapsed, 1e-9):.2f} h EEG/s")
     report.seconds = time.perf_counter() - t0
     summarise_split(report, data)
-    write_json_atomic(report.report_path, report.to_json())
+    write_json_atomic(report.report_path, report.to_json(), sort_keys=True)
     return report
 
 

@@ -34,11 +34,8 @@ from ictal.data.cache import (
     read_cache_params,
     write_atomic,
 )
+from ictal.frames import FRAME_RATE
 from ictal.post.stitch import window_starts
-
-#: Model frame rate: one frame per 16 samples at 256 Hz (960 frames per 60 s window); covering windows start on
-#: whole frames.
-FRAME_HZ = 16
 
 NONE, PARTIAL, FULL = 0, 1, 2
 CATEGORY_NAMES: tuple[str, ...] = ("none", "partial", "full")
@@ -113,7 +110,7 @@ class WindowTable:
                 raise ValueError(f"{rec.npy}: stored at {rec.sfreq} Hz, the table is at {rate} Hz")
             if cover_tail:
                 # The inference rule (one window ending at the end, on a whole frame), shared with stitching.
-                starts = window_starts(rec.n_samples, window, stride, align=max(1, round(rate / FRAME_HZ)))
+                starts = window_starts(rec.n_samples, window, stride, align=max(1, round(rate / FRAME_RATE)))
             else:
                 starts = training_starts(rec.n_samples, window, stride)
             per_rec_starts.append(starts)

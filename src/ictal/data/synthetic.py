@@ -43,8 +43,9 @@ from ictal.data.synthetic_signal import (
     synthesize_recording,
 )
 from ictal.errors import ConfigError, IctalError
-from ictal.io.annotations import Annotation, Event, term_annotation, write_annotations, write_text_atomic
+from ictal.io.annotations import Annotation, Event, term_annotation, write_annotations
 from ictal.io.edf_write import QUIRK_NAMES, EdfQuirks, write_edf
+from ictal.io.json_files import write_json_atomic
 
 SPLITS: tuple[str, ...] = ("train", "dev", "eval")
 MONTAGES: tuple[str, ...] = ("01_tcp_ar", "02_tcp_le", "03_tcp_ar_a")
@@ -536,7 +537,7 @@ def write_corpus_summary(summary: CorpusSummary) -> Path:
         "files": [_file_to_json(f) for f in summary.files],
     }
     path = summary.root / SUMMARY_NAME
-    write_text_atomic(path, json.dumps(doc, indent=1) + "\n")
+    write_json_atomic(path, doc)
     return path
 
 

@@ -32,7 +32,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ictal.data.cache import CachedRecording, CacheError, CacheParams, check_cache, list_cached, read_cache_params
-from ictal.data.manifest import CATEGORY_NAMES, FRAME_HZ, WindowTable
+from ictal.data.manifest import CATEGORY_NAMES, WindowTable
+from ictal.frames import FRAME_RATE
 
 if TYPE_CHECKING:
     from ictal.config.schema import IctalConfig
@@ -101,17 +102,17 @@ class WindowDataset(Dataset[dict[str, Any]]):
                 f"`ictal build-cache --data-dir DATA --cache-dir {self.cache_dir} --split {split}`"
             )
         sfreq = self.params.sfreq
-        hop = sfreq / FRAME_HZ
+        hop = sfreq / FRAME_RATE
         if hop != int(hop):
             raise CacheError(
-                f"{self.cache_dir}: sampling rate {sfreq} Hz is not a whole number of {FRAME_HZ} Hz frames"
+                f"{self.cache_dir}: sampling rate {sfreq} Hz is not a whole number of {FRAME_RATE:g} Hz frames"
             )
         self.frame_hop = int(hop)
         self.cover_tail = cover_tail
         self.table = WindowTable.from_recordings(good, window_s, stride_s, cover_tail=cover_tail, sfreq=sfreq)
         if self.table.window % self.frame_hop or self.table.stride % self.frame_hop:
             raise ValueError(
-                f"window_s={window_s}, stride_s={stride_s}: need whole {FRAME_HZ} Hz frames (multiples of 1/16 s)"
+                f"window_s={window_s}, stride_s={stride_s}: need whole {FRAME_RATE:g} Hz frames (multiples of 1/16 s)"
             )
         self._bounds = [r.seizure_bounds() for r in good]
         self._open: OrderedDict[int, np.ndarray] = OrderedDict()

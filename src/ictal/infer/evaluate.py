@@ -24,8 +24,11 @@ import torch
 
 from ictal.data.cache import list_cached
 from ictal.errors import IctalError
-from ictal.infer.trace import predict_trace
-from ictal.io.annotations import intervals_to_mask, term_annotation, write_annotations, write_text_atomic
+from ictal.frames import FRAME_RATE
+from ictal.infer.scorers import score_signal
+from ictal.io.annotations import intervals_to_mask, term_annotation, write_annotations
+from ictal.io.atomic import write_text_atomic
+from ictal.io.json_files import write_json_atomic
 from ictal.models.line_length import line_length_trace
 from ictal.post.config import PostConfig
 from ictal.post.events import SeizureEvent, detect_events, events_to_annotation
@@ -42,7 +45,6 @@ from ictal.scoring.operating_points import (
 )
 from ictal.scoring.szcore import SzcoreConfig
 
-FRAME_RATE = 16.0
 SCORERS = ("ovlp", "taes", "epoch", "szcore")
 #: How each scorer's figures are aggregated, printed beside every number.
 AGGREGATION = {
@@ -122,26 +124,14 @@ def split_traces(
         signal = rec.signal()
         if detector == "line_length":
             trace = line_length_trace(signal, sfreq=rec.sfreq)
-        elif getattr(getattr(model, "config", None), "streamable", False):
-            # A streamable model is scored continuously by predict and stream: choose thresholds on that trace.
-            from ictal.infer.stream import score_signal
-
+        else:
+            # The scorer predict and stream use (continuous for a streamable model): thresholds chosen here
+            # apply to their traces.
             assert model is not None
             trace = score_signal(
                 model, signal, window=int(round(window_s * rec.sfreq)), stride=int(round(stride_s * rec.sfreq)),
-                batch_size=batch_size, device=device,
+                batch_size=batch_size, device=device, autocast_dtype=autocast_dtype,
             )  # fmt: skip
-        else:
-            assert model is not None
-            trace = predict_trace(
-                model,
-                signal,
-                window=int(round(window_s * rec.sfreq)),
-                stride=int(round(stride_s * rec.sfreq)),
-                batch_size=batch_size,
-                device=device,
-                autocast_dtype=autocast_dtype,
-            )
         names.append(rec.bname)
         traces.append(trace)
         refs.append([(float(a), float(b)) for a, b in rec.seizure_intervals])
@@ -247,18 +237,6 @@ def evaluate_split(
     )
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no NaN; null means "undefined" (e.g. no seizure to detect)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    return value
-
-
 def write_evaluation(result: EvaluationResult, out_dir: str | Path, *, extra: Mapping[str, Any] | None = None) -> Path:
     """Write ``results.json``, one reference and one hypothesis ``.csv_bi`` per recording, and the list files.
 
@@ -291,7 +269,7 @@ def write_evaluation(result: EvaluationResult, out_dir: str | Path, *, extra: Ma
     if extra:
         payload.update(extra)
     path = out / "results.json"
-    write_text_atomic(path, json.dumps(_jsonable(payload), indent=2) + "\n")
+    write_json_atomic(path, payload)
     return path
 
 

@@ -4,10 +4,9 @@ Per recording (an EDF file):
 
 1. read, resample, filter and z-score in chunks (:func:`ictal.signal.chunked.preprocess_chunks`; two passes over
    the file, so the z-score uses the whole recording's statistics exactly as training and evaluation did);
-2. score the preprocessed chunks as they come (:func:`ictal.infer.stream.make_scorer`): overlapping windows
-   stitched into the 16 Hz probability trace (equal to :func:`~ictal.infer.trace.predict_trace` on the whole
-   recording), or, for a model built with ``model.streamable: true``, the causal model run continuously with its
-   state carried across chunks;
+2. score the preprocessed chunks as they come (:func:`ictal.infer.scorers.make_scorer`, the scorers evaluation
+   and streaming use): overlapping windows stitched into the 16 Hz probability trace, or, for a model built with
+   ``model.streamable: true``, the causal model run continuously with its state carried across chunks;
 3. events with :func:`~ictal.post.events.detect_events` at the operating threshold: ``threshold_at_{N}fa`` of an
    ``ictal evaluate`` results.json (``--threshold-from``; 10 FA/24h by default) or, without one, the config's
    ``post.tau_on``; every output says which;
@@ -28,8 +27,6 @@ windows, and the 16 Hz trace (5.5 MB for 24 h); never the whole recording's sign
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import platform
 import re
 import time
@@ -45,11 +42,14 @@ import torch
 
 import ictal
 from ictal.errors import IctalError
+from ictal.frames import FRAME_RATE
 from ictal.infer.evaluate import EvaluationError, read_thresholds
-from ictal.infer.stream import FRAME_RATE, ScoringMode, make_scorer
-from ictal.io.annotations import write_annotations, write_text_atomic
+from ictal.infer.scorers import ScoringMode, make_scorer
+from ictal.io.annotations import write_annotations
+from ictal.io.atomic import write_text_atomic
 from ictal.io.channels import CANONICAL_19
 from ictal.io.edf import EegRecording, RecordingMeta, open_edf
+from ictal.io.json_files import write_json_atomic
 from ictal.models.mamba2 import mamba_backend
 from ictal.post.config import PostConfig
 from ictal.post.events import SeizureEvent, detect_events, events_to_annotation
@@ -348,16 +348,6 @@ def software_versions(model: torch.nn.Module | None = None) -> dict[str, str]:
     return versions
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def write_prediction(
     pred: RecordingPrediction,
     out_dir: str | Path,
@@ -407,7 +397,7 @@ def write_prediction(
         "notes": pred.notes,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    write_text_atomic(paths["json"], json.dumps(_jsonable(payload), indent=2) + "\n")
+    write_json_atomic(paths["json"], payload)
     from ictal.report.recording_plot import plot_recording
 
     where = f"{pred.threshold.value:.2f} ({pred.threshold.source.split(' of ')[0]})"

@@ -17,9 +17,7 @@ import pydantic
 import yaml
 
 from ictal.errors import ConfigError
-
-#: Input samples per output frame: 256 Hz in, 16 Hz out.
-FRAME_STRIDE = 16
+from ictal.frames import SAMPLES_PER_FRAME
 
 
 @pydantic.with_config(pydantic.ConfigDict(extra="forbid"))
@@ -52,9 +50,9 @@ class TCNConfig:
                 f"tcn.layers_per_stage must be >= 0 and sum to len(tcn.widths)={len(self.widths)}, "
                 f"got {list(self.layers_per_stage)}"
             )
-        if any(f < 2 for f in self.downsample) or math.prod(self.downsample) != FRAME_STRIDE:
+        if any(f < 2 for f in self.downsample) or math.prod(self.downsample) != SAMPLES_PER_FRAME:
             problems.append(
-                f"tcn.downsample factors must be >= 2 with product {FRAME_STRIDE} (256 Hz -> 16 Hz frames), "
+                f"tcn.downsample factors must be >= 2 with product {SAMPLES_PER_FRAME} (256 Hz -> 16 Hz frames), "
                 f"got {list(self.downsample)}"
             )
         if self.kernel_size % 2 == 0:

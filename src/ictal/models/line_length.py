@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-FRAME_HOP = 16
+from ictal.frames import SAMPLE_RATE, SAMPLES_PER_FRAME, n_frames
 
 
-def line_length_trace(signal: np.ndarray, *, sfreq: float = 256.0, window_s: float = 2.0) -> np.ndarray:
+def line_length_trace(signal: np.ndarray, *, sfreq: float = SAMPLE_RATE, window_s: float = 2.0) -> np.ndarray:
     """Line-length score per 16-sample frame.
 
     Args:
@@ -25,13 +25,13 @@ def line_length_trace(signal: np.ndarray, *, sfreq: float = 256.0, window_s: flo
     """
     x = np.asarray(signal, dtype=np.float32)
     n = x.shape[-1]
-    n_frames = -(-n // FRAME_HOP)
+    frames = n_frames(n)
     if n < 2:
-        return np.zeros(n_frames, np.float32)
+        return np.zeros(frames, np.float32)
     diff = np.abs(np.diff(x, axis=-1)).mean(axis=0, dtype=np.float64)  # (T - 1,)
     csum = np.concatenate(([0.0], np.cumsum(diff)))
     half = max(1, int(round(window_s * sfreq / 2)))
-    centres = np.minimum(np.arange(n_frames) * FRAME_HOP + FRAME_HOP // 2, n - 2)
+    centres = np.minimum(np.arange(frames) * SAMPLES_PER_FRAME + SAMPLES_PER_FRAME // 2, n - 2)
     lo = np.clip(centres - half, 0, diff.size)
     hi = np.clip(centres + half, 1, diff.size)
     ll = (csum[hi] - csum[lo]) / (hi - lo)

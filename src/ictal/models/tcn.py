@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ictal.models.config import FRAME_STRIDE, TCNConfig
+from ictal.frames import SAMPLES_PER_FRAME
+from ictal.models.config import TCNConfig
 
 
 class ChannelLayerNorm(nn.Module):
@@ -158,8 +159,8 @@ class TCNEncoder(nn.Module):
 
     @staticmethod
     def _check_length(x: torch.Tensor) -> None:
-        if x.shape[-1] % FRAME_STRIDE:
+        if x.shape[-1] % SAMPLES_PER_FRAME:
             raise ValueError(
-                f"TCN input length {x.shape[-1]} samples is not a multiple of {FRAME_STRIDE}; "
-                f"trim or pad the window to a multiple of {FRAME_STRIDE} samples (1/16 s at 256 Hz)"
+                f"TCN input length {x.shape[-1]} samples is not a multiple of {SAMPLES_PER_FRAME}; "
+                f"trim or pad the window to a multiple of {SAMPLES_PER_FRAME} samples (1/16 s at 256 Hz)"
             )

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
+from ictal.frames import SAMPLES_PER_FRAME
 from ictal.models.config import (
     EdgeStreamConfig,
     GraphConfig,
@@ -52,7 +53,7 @@ from ictal.models.graph import (
     pair_similarity,
 )
 from ictal.models.mamba2 import BiMamba2, Mamba2, Mamba2State, norm_in_float32
-from ictal.models.tcn import FRAME_STRIDE, TCNEncoder
+from ictal.models.tcn import TCNEncoder
 
 
 def _mamba_kwargs(cfg: MambaStackConfig) -> dict[str, Any]:
@@ -282,8 +283,6 @@ class V3Detector(nn.Module):
     A streamable model (``config.streamable``) also runs chunk by chunk: :meth:`forward_chunk`.
     """
 
-    frame_stride = FRAME_STRIDE
-
     def __init__(self, config: V3Config | None = None) -> None:
         super().__init__()
         self.config = cfg = config if config is not None else V3Config()
@@ -301,10 +300,10 @@ class V3Detector(nn.Module):
         """``x``: ``(B, 19, T)`` float, z-units at 256 Hz -> ``(B, T // 16)`` or, with ``per_sample``, ``(B, T)``."""
         if x.ndim != 3 or x.shape[1] != N_NODES:
             raise ValueError(f"V3Detector expects (batch, {N_NODES}, samples) EEG, got shape {tuple(x.shape)}")
-        if x.shape[-1] % FRAME_STRIDE or x.shape[-1] == 0:
+        if x.shape[-1] % SAMPLES_PER_FRAME or x.shape[-1] == 0:
             raise ValueError(
-                f"V3Detector input length {x.shape[-1]} samples is not a positive multiple of {FRAME_STRIDE}; "
-                f"trim or pad the window to a multiple of {FRAME_STRIDE} samples"
+                f"V3Detector input length {x.shape[-1]} samples is not a positive multiple of {SAMPLES_PER_FRAME}; "
+                f"trim or pad the window to a multiple of {SAMPLES_PER_FRAME} samples"
             )
         if not nan_debug_enabled(self.config.debug_nan):
             return self._forward(x, per_sample)
@@ -328,7 +327,7 @@ class V3Detector(nn.Module):
         the dynamic PE is sampled every ``semi_dynamic_interval`` frames, and a chunk must not split a group."""
         cfg = self.config
         interval = cfg.graph.semi_dynamic_interval if cfg.graph.use_dynamic_pe else 1
-        return FRAME_STRIDE * math.lcm(cfg.node.time_pool, cfg.edge.time_pool, interval)
+        return SAMPLES_PER_FRAME * math.lcm(cfg.node.time_pool, cfg.edge.time_pool, interval)
 
     def forward_chunk(self, x: torch.Tensor, state: V3StreamState | None = None) -> tuple[torch.Tensor, V3StreamState]:
         """The next chunk of a recording: ``x`` ``(B, 19, L)`` z-units at 256 Hz -> ``(B, L // 16)`` frame logits
@@ -349,8 +348,8 @@ class V3Detector(nn.Module):
                 f"a chunk of a length that is not a multiple of {self.stream_granularity} samples ends a stream; "
                 "no chunk may follow it (start a new stream with state=None)"
             )
-        if x.shape[-1] % FRAME_STRIDE or x.shape[-1] == 0:
-            raise ValueError(f"chunk length {x.shape[-1]} samples is not a positive multiple of {FRAME_STRIDE}")
+        if x.shape[-1] % SAMPLES_PER_FRAME or x.shape[-1] == 0:
+            raise ValueError(f"chunk length {x.shape[-1]} samples is not a positive multiple of {SAMPLES_PER_FRAME}")
         frames, tcn_state = self.tcn.forward_chunk(x, None if state is None else state.tcn)
         nodes, node_state = self.node_stream.forward_chunk(
             self.projection(frames), None if state is None else state.node
@@ -373,8 +372,8 @@ class V3Detector(nn.Module):
         if not per_sample:
             return logits
         if self.config.upsample == "repeat":
-            return logits.repeat_interleave(FRAME_STRIDE, dim=-1)
-        return F.interpolate(logits.unsqueeze(1), scale_factor=FRAME_STRIDE, mode="linear").squeeze(1)
+            return logits.repeat_interleave(SAMPLES_PER_FRAME, dim=-1)
+        return F.interpolate(logits.unsqueeze(1), scale_factor=SAMPLES_PER_FRAME, mode="linear").squeeze(1)
 
 
 def build_v3(config: V3Config | str | dict[str, Any] | None = None) -> V3Detector:

@@ -9,7 +9,6 @@ resolved against the list file's folder. The two lists pair by order.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,8 @@ from typing import Any
 
 from rich.table import Table
 
-from ictal.io.annotations import Annotation, read_annotations, write_text_atomic
+from ictal.io.annotations import Annotation, read_annotations
+from ictal.io.json_files import write_json_atomic
 from ictal.scoring.common import LabelCounts, NedcResult, ScoringError
 from ictal.scoring.nedc import NEDC_SCORERS, score_nedc
 from ictal.scoring.szcore import SzcoreConfig, SzcoreCounts, SzcoreResult, score_szcore
@@ -138,10 +138,8 @@ def score_lists(
 # ---- JSON ----------------------------------------------------------------------------------------------------
 
 
-def _num(x: float) -> float | int | None:
-    """A JSON number: NaN becomes null, whole numbers ints."""
-    if math.isnan(x):
-        return None
+def _num(x: float) -> float | int:
+    """Whole numbers as ints (counts read as counts); NaN stays NaN, which the writer makes null."""
     return int(x) if float(x).is_integer() else float(x)
 
 
@@ -222,7 +220,7 @@ def report_json(report: ScoreReport) -> dict[str, Any]:
 
 def write_report_json(path: str | Path, report: ScoreReport) -> None:
     """Write :func:`report_json` to ``path`` atomically."""
-    write_text_atomic(path, json.dumps(report_json(report), indent=2) + "\n")
+    write_json_atomic(path, report_json(report))
 
 
 # ---- tables --------------------------------------------------------------------------------------------------

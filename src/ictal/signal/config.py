@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator, with_config
 
+from ictal.frames import SAMPLE_RATE
+
 
 @with_config(ConfigDict(extra="forbid"))
 @dataclass
@@ -15,7 +17,7 @@ class PreprocessConfig:
     """Preprocessing parameters (YAML section ``preprocess``)."""
 
     #: Output sampling rate in Hz; the model's 16 Hz frames assume 256.
-    target_sfreq: Annotated[float, Field(gt=0)] = 256.0
+    target_sfreq: Annotated[float, Field(gt=0)] = SAMPLE_RATE
     #: Band-pass edges in Hz; ``highpass_hz`` 0 or ``lowpass_hz`` null disables that edge.
     highpass_hz: Annotated[float, Field(ge=0)] = 0.5
     lowpass_hz: Annotated[float | None, Field(gt=0)] = 120.0

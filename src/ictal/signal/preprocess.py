@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal as sps
 
+from ictal.frames import SAMPLE_RATE
 from ictal.signal.config import PreprocessConfig
 
 
@@ -29,7 +30,7 @@ def resample_ratio(sfreq: float, target: float) -> tuple[int, int]:
     return frac.numerator, frac.denominator
 
 
-def resample(data: np.ndarray, sfreq: float, target: float = 256.0) -> np.ndarray:
+def resample(data: np.ndarray, sfreq: float, target: float = SAMPLE_RATE) -> np.ndarray:
     """Polyphase resampling along the last axis. ``data`` (C, T) at ``sfreq`` -> (C, ceil(T * target / sfreq))."""
     up, down = resample_ratio(sfreq, target)
     if up == down:

@@ -37,11 +37,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 import ictal
 from ictal.config.schema import IctalConfig, with_overrides
-from ictal.data.cache import write_json_atomic
 from ictal.data.sampling import EpochSampler, make_loader, make_sampler
 from ictal.data.windows import WindowDataset
 from ictal.errors import IctalError
 from ictal.io.atomic import write_text_atomic
+from ictal.io.json_files import write_json_atomic
 from ictal.models.debug import NonFiniteError, describe_non_finite, detect_non_finite
 from ictal.models.mamba2 import mamba_backend
 from ictal.models.v3 import V3Detector, build_v3
@@ -657,7 +657,7 @@ class Trainer:
                 kinds.append("epoch")
             self.save(kinds)
             if self.dist.is_main:
-                write_json_atomic(self.run_dir / "history.json", _jsonable(self.history))
+                write_json_atomic(self.run_dir / "history.json", self.history)
             if self.early_stopping.should_stop:
                 stopped = "early_stopping"
                 log.info(
@@ -718,17 +718,6 @@ class Trainer:
             raise TrainingDivergedError(f"DDP replicas differ at the end of training: {digests}")
         if self.dist.is_main:
             log.info("DDP: weights identical on all %d ranks", self.dist.world_size)
-
-
-def _jsonable(obj: Any) -> Any:
-    """NaN/Inf become None so the history is strict JSON."""
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def train(cfg: IctalConfig, *, resume: bool = False, run_dir: str | Path | None = None, **kwargs: Any) -> TrainResult:

@@ -1,4 +1,5 @@
-"""predict_trace: windows cover the recording, overlaps average, the tail and short recordings are handled."""
+"""The windowed scorer over a whole recording: windows cover it, overlaps average, the tail and short recordings
+are handled."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from ictal.infer.trace import iter_window_batches, predict_trace
+from ictal.infer.scorers import score_signal
 from ictal.post.stitch import stitch_windows, window_starts
 
 
@@ -23,7 +24,7 @@ def test_trace_equals_stitched_windows(n: int) -> None:
     rng = np.random.default_rng(0)
     signal = rng.standard_normal((19, n)).astype(np.float32)
     window, stride = 16 * 256, 16 * 64
-    trace = predict_trace(FrameMean(), signal, window=window, stride=stride, batch_size=3)
+    trace = score_signal(FrameMean(), signal, window=window, stride=stride, batch_size=3, chunk=1000)
     n_frames = -(-n // 16)
     assert trace.shape == (n_frames,) and trace.dtype == np.float32
     # expected: per-window frame outputs of the zero-padded signal, stitched by overlap-add
@@ -39,24 +40,12 @@ def test_trace_equals_stitched_windows(n: int) -> None:
     np.testing.assert_allclose(trace[:whole], direct, atol=1e-6)
 
 
-def test_batches_cover_and_pad() -> None:
-    signal = np.ones((2, 100), np.float32)
-    batches = list(iter_window_batches(signal, 64, 32, batch_size=2))
-    starts = np.concatenate([s for s, _ in batches])
-    assert starts[0] == 0 and starts[-1] + 64 >= 100 and all(s % 16 == 0 for s in starts)
-    last = batches[-1][1][-1]
-    assert last[:, : 100 - starts[-1]].min() == 1 and last[:, 100 - starts[-1] :].max() == 0
-
-
-def test_model_mode_restored_and_progress() -> None:
+def test_model_mode_restored() -> None:
     model = FrameMean().train()
-    seen: list[tuple[int, int]] = []
-    predict_trace(model, np.zeros((19, 16 * 300), np.float32), window=16 * 64, stride=16 * 32,
-                  on_batch=lambda d, t: seen.append((d, t)))  # fmt: skip
+    score_signal(model, np.zeros((19, 16 * 300), np.float32), window=16 * 64, stride=16 * 32)
     assert model.training
-    assert seen[-1][0] == seen[-1][1] and len(seen) >= 2
 
 
 def test_bad_window_refused() -> None:
     with pytest.raises(ValueError, match="multiples of 16"):
-        predict_trace(FrameMean(), np.zeros((19, 100), np.float32), window=100, stride=16)
+        score_signal(FrameMean(), np.zeros((19, 100), np.float32), window=100, stride=16)
