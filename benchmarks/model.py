@@ -73,8 +73,7 @@ if "--omp-passive" in sys.argv:
 
 import torch  # noqa: E402
 
-from ictal.models.cpu_scan import CPU_SCAN_ENV  # noqa: E402
-from ictal.models.parallel import WORKERS_ENV  # noqa: E402
+from ictal.config.env import BLOCK_WORKERS, CPU_SCAN  # noqa: E402
 
 WINDOW_S = 60
 WINDOW_SAMPLES = WINDOW_S * 256
@@ -97,8 +96,8 @@ GPU_CONFIGS = ("fwd_b1", "fwd_b8", "fwdbwd_b4")
 # Baselines our CPU figures are compared with, each configuration right after ours in its own process (option name:
 # environment, what it turns off, the configurations it changes).
 BASELINES: dict[str, tuple[dict[str, str], str, tuple[str, ...]]] = {
-    "serial_blocks": ({WORKERS_ENV: "1"}, "blocks in one thread, no workers", GPU_CONFIGS),
-    "ssd_scan": ({CPU_SCAN_ENV: "0"}, "the PyTorch SSD scan, not numba's", GPU_CONFIGS),
+    "serial_blocks": ({BLOCK_WORKERS.name: "1"}, "blocks in one thread, no workers", GPU_CONFIGS),
+    "ssd_scan": ({CPU_SCAN.name: "0"}, "the PyTorch SSD scan, not numba's", GPU_CONFIGS),
 }
 
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 import ictal.models.mamba2 as mamba2_module
+from ictal.config.env import CPU_SCAN, FORCE_REFERENCE_SCAN
 from ictal.errors import ConfigError
 from ictal.models import cpu_scan
 from ictal.models.mamba2 import CPU_SCAN_BACKEND, REFERENCE_BACKEND, BiMamba2, Mamba2, Mamba2State, mamba_backend
@@ -201,12 +202,12 @@ def test_switches_and_reporting(monkeypatch: pytest.MonkeyPatch) -> None:
     x = torch.randn(2, 20, 12, dtype=F64)
     calls = ScanCalls(monkeypatch)
     assert mamba_backend(m) == mamba_backend("cpu") == CPU_SCAN_BACKEND
-    monkeypatch.setenv(cpu_scan.CPU_SCAN_ENV, "0")
+    monkeypatch.setenv(CPU_SCAN.name, "0")
     with torch.no_grad():
         m(x)
     assert calls.count == 0
     assert mamba_backend(m) == mamba_backend("cpu") == REFERENCE_BACKEND
-    monkeypatch.setenv(cpu_scan.CPU_SCAN_ENV, "1")
+    monkeypatch.setenv(CPU_SCAN.name, "1")
     with torch.no_grad():
         m(x)
     assert calls.count == 1
@@ -217,12 +218,23 @@ def test_switches_and_reporting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert mamba_backend(m) == REFERENCE_BACKEND
 
 
+@pytest.mark.parametrize("variable", [FORCE_REFERENCE_SCAN.name, "SEIZURE_MAMBA_FORCE_FALLBACK"])
+def test_forcing_the_reference_scan(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    # The reference system's SEIZURE_MAMBA_FORCE_FALLBACK is an alias of ours: the PyTorch SSD scan everywhere.
+    m = eval_module(2)
+    calls = ScanCalls(monkeypatch)
+    monkeypatch.setenv(variable, "1")
+    with torch.no_grad():
+        m(torch.randn(2, 20, 12, dtype=F64))
+    assert calls.count == 0 and mamba_backend(m) == REFERENCE_BACKEND
+
+
 def test_a_bad_switch_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(cpu_scan.CPU_SCAN_ENV, "yes")
+    monkeypatch.setenv(CPU_SCAN.name, "maybe")
     m = eval_module()
     with pytest.raises(ConfigError) as err, torch.no_grad():
         m(torch.randn(1, 5, 12, dtype=F64))
-    assert cpu_scan.CPU_SCAN_ENV in str(err.value.source) and "0" in str(err.value.problems)
+    assert CPU_SCAN.name in str(err.value.source) and "0" in str(err.value.problems)
 
 
 def test_non_finite_inputs_propagate_as_on_the_ssd_path() -> None:

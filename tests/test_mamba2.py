@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from torch.testing import assert_close
 
-from ictal.models.cpu_scan import CPU_SCAN_ENV, cpu_scan_available
+from ictal.config.env import CPU_SCAN
+from ictal.models.cpu_scan import cpu_scan_available
 from ictal.models.mamba2 import (
     CPU_SCAN_BACKEND,
     KERNEL_BACKEND,
@@ -33,7 +34,7 @@ def cpu_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     imports) and the PyTorch SSD scan (``ICTAL_CPU_SCAN=0``)."""
     if request.param == "numba" and not cpu_scan_available():
         pytest.skip("numba is not importable")
-    monkeypatch.setenv(CPU_SCAN_ENV, "1" if request.param == "numba" else "0")
+    monkeypatch.setenv(CPU_SCAN.name, "1" if request.param == "numba" else "0")
     return str(request.param)
 
 

@@ -232,10 +232,12 @@ def test_workers_can_be_capped_by_the_environment(two_threads: None, monkeypatch
     assert parallel.map_blocks(lambda i: threading.current_thread().name, range(4), torch.device("cpu")) == [main] * 4
     monkeypatch.setenv("ICTAL_BLOCK_WORKERS", "8")
     assert parallel.block_workers() == 2
-    for bad in ("0", "two", ""):
+    for bad in ("0", "two"):
         monkeypatch.setenv("ICTAL_BLOCK_WORKERS", bad)
-        with pytest.raises(ConfigError, match="ICTAL_BLOCK_WORKERS=.* is not a positive whole number; set it to 1"):
+        with pytest.raises(ConfigError, match="ICTAL_BLOCK_WORKERS=.* is not a positive whole number .*; set it to 1"):
             parallel.block_workers()
+    monkeypatch.setenv("ICTAL_BLOCK_WORKERS", "")  # empty: unset
+    assert parallel.block_workers() == 2
 
 
 def test_capped_workers_leave_the_callers_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:

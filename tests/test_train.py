@@ -18,6 +18,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from ictal.cli.main import app
+from ictal.config.env import SANITIZE_GRADS
 from ictal.config.schema import IctalConfig, config_from_dict, with_overrides
 from ictal.data.windows import WindowDataset
 from ictal.models.mamba2 import mamba_backend
@@ -28,7 +29,6 @@ from ictal.train.losses import bce_loss, focal_loss, make_loss
 from ictal.train.optim import WarmupCosineSchedule, make_optimizer, parameter_groups
 from ictal.train.precision import PrecisionError, resolve_precision
 from ictal.train.trainer import (
-    SANITIZE_ENV,
     StepInfo,
     TrainCallback,
     Trainer,
@@ -156,11 +156,11 @@ def test_precision_resolution_on_cpu() -> None:
 
 
 def test_sanitize_switch_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(SANITIZE_ENV, raising=False)
+    monkeypatch.delenv(SANITIZE_GRADS.name, raising=False)
     assert sanitize_grads_enabled(False) is False and sanitize_grads_enabled(True) is True
-    monkeypatch.setenv(SANITIZE_ENV, "1")
+    monkeypatch.setenv(SANITIZE_GRADS.name, "1")
     assert sanitize_grads_enabled(False) is True
-    monkeypatch.setenv(SANITIZE_ENV, "0")
+    monkeypatch.setenv(SANITIZE_GRADS.name, "0")
     assert sanitize_grads_enabled(True) is False
 
 
@@ -327,11 +327,11 @@ class NanGradient(TrainCallback):
 def test_nan_gradients_skipped_or_sanitised(
     synthetic_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(SANITIZE_ENV, raising=False)
+    monkeypatch.delenv(SANITIZE_GRADS.name, raising=False)
     plain = Trainer(make_cfg(synthetic_cache, tmp_path / "a", max_nonfinite_steps=5), callbacks=[NanGradient()])
     assert plain.fit().nonfinite_steps == 2  # both steps skipped: gradient not finite
     assert "gradient of head.out.weight" in plain._nonfinite_where
-    monkeypatch.setenv(SANITIZE_ENV, "1")  # the environment switches sanitising on over the config
+    monkeypatch.setenv(SANITIZE_GRADS.name, "1")  # the environment switches sanitising on over the config
     cleaned = Trainer(make_cfg(synthetic_cache, tmp_path / "b"), callbacks=[NanGradient()])
     result = cleaned.fit()
     assert result.nonfinite_steps == 0 and all(torch.isfinite(p).all() for p in cleaned.model.parameters())

@@ -38,6 +38,10 @@ for _name in COMMANDS:
 @app.callback()
 def _root() -> None:
     """ictal: clinical EEG seizure detection."""
+    from ictal.config.env import note_reference_only_switches
+
+    for line in note_reference_only_switches():
+        typer.echo(f"note: {line}", err=True)
 
 
 def main() -> None:  # pragma: no cover - console entry

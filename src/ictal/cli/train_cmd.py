@@ -9,7 +9,6 @@ device, a failed preflight check), 3 stopped after too many non-finite steps, 13
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +42,9 @@ def _check_choice(name: str, value: str | None, allowed: tuple[str, ...]) -> Non
 
 
 def _setup_logging() -> None:
-    rank = int(os.environ.get("RANK", "0") or 0)
+    from ictal.train.distributed import launcher_rank
+
+    rank = launcher_rank()
     # Rank 0 tells the story; the other ranks speak only about problems, with their rank in front.
     level = logging.INFO if rank == 0 else logging.WARNING
     prefix = "" if rank == 0 else f"[rank {rank}] "
@@ -68,7 +69,7 @@ def train_command(
     ),
 ) -> None:
     """Train the detector on the cached train split, validating on dev; checkpoints in the run folder."""
-    from ictal.train.distributed import shutdown_distributed
+    from ictal.train.distributed import launcher_rank, shutdown_distributed
     from ictal.train.trainer import Trainer, TrainingDivergedError
 
     _check_choice("--device", device, ("auto", "cpu", "cuda"))
@@ -100,7 +101,7 @@ def train_command(
         raise typer.Exit(130) from None
     finally:
         shutdown_distributed()
-    if int(os.environ.get("RANK", "0") or 0) == 0:
+    if launcher_rank() == 0:
         best = f"{result.best_checkpoint} ({result.monitor_name} {result.best_monitor:.4f})"
         log.info(
             "done (%s): %d epoch(s), %d steps on %s x %d, %s; %d non-finite step(s) skipped; best %s; last %s",

@@ -171,7 +171,7 @@ class V3Config:
     #: Recompute the Mamba layers' activations in the backward pass instead of storing them (training only):
     #: less memory for more compute, the same gradients.
     activation_checkpointing: bool = False
-    #: Raise at the first module with a non-finite output (``BGB_NAN_DEBUG`` overrides, read at run time).
+    #: Raise at the first module with a non-finite output (``ICTAL_NAN_DEBUG`` overrides, read at run time).
     debug_nan: bool = False
     #: Causal TCN and forward-only Mamba layers, so ``forward_chunk`` can stream a recording carrying state
     #: (``ictal stream``); False is the V3 design (bidirectional Mamba), which only runs on whole windows.

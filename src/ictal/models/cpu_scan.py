@@ -22,30 +22,21 @@ in a process (about a second; its compiler stays resident, some 100-250 MB). Wit
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ictal.errors import ConfigError
+from ictal.config.env import CPU_SCAN, FORCE_REFERENCE_SCAN, env_flag
 
-__all__ = ["CPU_SCAN_ENV", "cpu_scan_available", "selective_scan_cpu"]
-
-#: Environment variable: ``0`` turns the compiled CPU scan off (the SSD scan runs instead), ``1`` (default) on.
-CPU_SCAN_ENV = "ICTAL_CPU_SCAN"
+__all__ = ["cpu_scan_available", "cpu_scan_enabled", "selective_scan_cpu"]
 
 
 def cpu_scan_enabled() -> bool:
-    """Whether ``ICTAL_CPU_SCAN`` allows the compiled scan (unset or ``1``); ``0`` turns it off."""
-    value = os.environ.get(CPU_SCAN_ENV, "1").strip()
-    if value not in ("0", "1"):
-        raise ConfigError(
-            f"environment variable {CPU_SCAN_ENV}",
-            [f"{CPU_SCAN_ENV}={value!r} must be 0 (the PyTorch SSD scan) or 1 (the compiled CPU scan), or unset"],
-        )
-    return value == "1"
+    """Whether the environment allows the compiled scan: ``ICTAL_CPU_SCAN`` (default on) and not
+    ``ICTAL_FORCE_REFERENCE_SCAN`` (:mod:`ictal.config.env`)."""
+    return env_flag(CPU_SCAN, True) and not env_flag(FORCE_REFERENCE_SCAN, False)
 
 
 def cpu_scan_available() -> bool:

@@ -1,13 +1,12 @@
 """NaN debugging: name the first module whose output is not finite.
 
-Switched on by a model's config (``debug_nan``) or by ``BGB_NAN_DEBUG=1`` in the environment (``0`` switches it
-off whatever the config says). The variable is read each time a model runs, not at import, so it can be set
-in a notebook or a launcher after ``import ictal``.
+Switched on by a model's config (``debug_nan``) or by ``ICTAL_NAN_DEBUG=1`` (alias ``BGB_NAN_DEBUG``) in the
+environment (``0`` switches it off whatever the config says; :mod:`ictal.config.env`). The variable is read
+each time a model runs, not at import, so it can be set in a notebook or a launcher after ``import ictal``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,9 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ictal.config.env import NAN_DEBUG, env_flag
 from ictal.errors import IctalError
-
-NAN_DEBUG_ENV = "BGB_NAN_DEBUG"
 
 
 class NonFiniteError(IctalError):
@@ -27,19 +25,14 @@ class NonFiniteError(IctalError):
         self.module, self.kind, self.detail = module, kind, detail
         super().__init__(
             f"non-finite output from module {module!r} ({kind}): {detail}. This is the first module in execution "
-            f"order whose output is not finite; look at its inputs and weights (set {NAN_DEBUG_ENV}=0 or "
+            f"order whose output is not finite; look at its inputs and weights (set {NAN_DEBUG.name}=0 or "
             f"debug_nan: false to switch this check off)"
         )
 
 
 def nan_debug_enabled(config_flag: bool) -> bool:
-    """Whether NaN debugging is on now: ``BGB_NAN_DEBUG`` (1/true/yes or 0/false/no) overrides ``config_flag``."""
-    value = os.environ.get(NAN_DEBUG_ENV, "").strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    return config_flag
+    """Whether NaN debugging is on now: ``ICTAL_NAN_DEBUG`` (or ``BGB_NAN_DEBUG``) overrides ``config_flag``."""
+    return env_flag(NAN_DEBUG, config_flag)
 
 
 def _tensors(obj: Any) -> Iterator[torch.Tensor]:

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
+from ictal.config.env import FORCE_REFERENCE_SCAN, env_flag
 from ictal.models.cpu_scan import cpu_scan_available, selective_scan_cpu
 from ictal.models.parallel import map_blocks
 from ictal.models.ssd import backward_without_autocast, scan_dtype, ssd_chunked_scan
@@ -93,7 +94,12 @@ def mamba_kernels() -> MambaKernels | None:
 
 
 def _kernels_apply(device: torch.device, dtype: torch.dtype) -> bool:
-    return device.type == "cuda" and dtype in _KERNEL_DTYPES and mamba_kernels() is not None
+    return (
+        device.type == "cuda"
+        and dtype in _KERNEL_DTYPES
+        and not env_flag(FORCE_REFERENCE_SCAN, False)
+        and mamba_kernels() is not None
+    )
 
 
 def _cpu_scan_applies(device: torch.device) -> bool:

@@ -28,15 +28,13 @@ from typing import TypeVar
 
 import torch
 
-from ictal.errors import ConfigError
+from ictal.config.env import BLOCK_WORKERS, env_count
 
-__all__ = ["MIN_BLOCKS_PER_WORKER", "WORKERS_ENV", "block_workers", "map_blocks"]
+__all__ = ["MIN_BLOCKS_PER_WORKER", "block_workers", "map_blocks"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Environment variable capping the worker threads (1: none, blocks run in the calling thread).
-WORKERS_ENV = "ICTAL_BLOCK_WORKERS"
 
 #: Fewest blocks per worker for which map_blocks uses the workers. With fewer, the last blocks leave a core idle
 #: and each block loses its intra-op threads: measured on 2 cores, the base model's batch-1 forward (7 and 14
@@ -51,26 +49,16 @@ _in_worker = threading.local()
 def block_workers() -> int:
     """How many worker threads :func:`map_blocks` uses from the calling thread: its intra-op thread count
     (``torch.get_num_threads()``), at most ``ICTAL_BLOCK_WORKERS`` when that is set (1 turns the workers off), and 1
-    inside a worker."""
+    inside a worker.
+
+    Raises:
+        ConfigError: ``ICTAL_BLOCK_WORKERS`` is not a positive whole number.
+    """
     if getattr(_in_worker, "active", False):
         return 1
     threads = torch.get_num_threads()
-    cap = os.environ.get(WORKERS_ENV)
-    if cap is None:
-        return threads
-    try:
-        limit = int(cap)
-        if limit < 1:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(
-            f"environment variable {WORKERS_ENV}",
-            [
-                f"{WORKERS_ENV}={cap!r} is not a positive whole number; set it to 1 to run blocks in the calling "
-                "thread, or to at most the thread count, or unset it"
-            ],
-        ) from None
-    return min(threads, limit)
+    cap = env_count(BLOCK_WORKERS)
+    return threads if cap is None else min(threads, cap)
 
 
 def _start_worker() -> None:

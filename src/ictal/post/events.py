@@ -72,7 +72,7 @@ def as_trace(trace: Any, what: str = "probability trace") -> np.ndarray:
     if bad.any():
         raise ValueError(
             f"{what} has {int(bad.sum())} non-finite values (first at index {int(np.argmax(bad))}); "
-            "the model produced NaN/Inf: run with BGB_NAN_DEBUG=1 to find the module"
+            "the model produced NaN/Inf: run with ICTAL_NAN_DEBUG=1 to find the module"
         )
     return p
 

@@ -32,7 +32,7 @@ class TrainingConfig:
     focal_gamma: Annotated[float, Field(ge=0)] = 2.0
     #: Consecutive non-finite losses (each skipped) before the run stops with a diagnosis.
     max_nonfinite_steps: Annotated[int, Field(ge=1)] = 20
-    #: Replace NaN/Inf gradient entries by 0 before clipping (``BGB_SANITIZE_GRADS=1``/``0`` overrides).
+    #: Replace NaN/Inf gradient entries by 0 before clipping (``ICTAL_SANITIZE_GRADS=1``/``0`` overrides).
     sanitize_grads: bool = False
     #: Validation rounds without improvement of the monitored dev metric before training stops.
     early_stopping_patience: Annotated[int, Field(ge=1)] = 5

@@ -26,6 +26,11 @@ class DeviceError(IctalError):
     """The requested device is not available."""
 
 
+def launcher_rank() -> int:
+    """This process's rank as torchrun set it (``RANK``), 0 without a launcher."""
+    return _env_int("RANK", 0)
+
+
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     if value is None or value == "":

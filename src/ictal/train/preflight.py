@@ -194,7 +194,7 @@ def _time_steps(
         loss = loss_fn(logits, y, None)
         if not torch.isfinite(loss):
             problem = describe_non_finite(x)
-            where = f"the input batch is not finite ({problem})" if problem else "BGB_NAN_DEBUG=1 names the module"
+            where = f"the input batch is not finite ({problem})" if problem else "ICTAL_NAN_DEBUG=1 names the module"
             report.add("forward/backward", "fail", f"non-finite loss on the first batch: {where}")
             return
         if scaler is not None:

@@ -36,6 +36,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import ictal
+from ictal.config.env import SANITIZE_GRADS, env_flag
 from ictal.config.schema import IctalConfig, with_overrides
 from ictal.data.sampling import EpochSampler, make_loader, make_sampler
 from ictal.data.windows import WindowDataset
@@ -65,9 +66,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ictal.train")
 
-#: ``BGB_SANITIZE_GRADS=1`` (or 0) overrides ``training.sanitize_grads``; read at every step, not at import.
-SANITIZE_ENV = "BGB_SANITIZE_GRADS"
-
 
 class TrainingDivergedError(IctalError):
     """Too many non-finite steps in a row; ``module`` names the first module with a non-finite output when the
@@ -79,13 +77,9 @@ class TrainingDivergedError(IctalError):
 
 
 def sanitize_grads_enabled(config_flag: bool) -> bool:
-    """Whether gradients are sanitised now: ``BGB_SANITIZE_GRADS`` (1/0, true/false) overrides the config."""
-    value = os.environ.get(SANITIZE_ENV, "").strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    return config_flag
+    """Whether gradients are sanitised now: ``ICTAL_SANITIZE_GRADS`` (or ``BGB_SANITIZE_GRADS``) overrides the
+    config."""
+    return env_flag(SANITIZE_GRADS, config_flag)
 
 
 def default_run_dir(cfg: IctalConfig) -> Path:
@@ -490,7 +484,7 @@ class Trainer:
         advice = (
             "What to do: lower training.learning_rate, train in full precision (training.mixed_precision: no), "
             f"check the cache with `ictal scan-cache --cache-dir {self.cfg.data.cache_dir}`, or for NaN gradients "
-            f"set training.sanitize_grads: true ({SANITIZE_ENV}=1); resume from last.pt with --resume"
+            f"set training.sanitize_grads: true ({SANITIZE_GRADS.name}=1); resume from last.pt with --resume"
         )
         head = (
             f"{self.counters.nonfinite_consecutive} non-finite steps in a row "
