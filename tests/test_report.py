@@ -17,7 +17,7 @@ from ictal.config.schema import config_from_dict
 from ictal.infer.evaluate import evaluate_split, split_traces, write_evaluation, write_plots
 from ictal.models.v3 import build_v3
 from ictal.report.html import build_report, write_report
-from ictal.train.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from ictal.train.checkpoint import CHECKPOINT_FORMAT, load_model, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +35,8 @@ def evaluated(synthetic_cache: Path, tmp_path_factory: pytest.TempPathFactory) -
     traces = split_traces(synthetic_cache, "dev", detector="line_length")
     result = evaluate_split(traces, cfg.post, cfg.szcore)
     out = root / "evaluate-dev"
-    write_evaluation(result, out, extra={"checkpoint": str(checkpoint), "checkpoint_epoch": 2,
-                                         "config": cfg.model_dump(mode="json")})  # fmt: skip
+    _model, ck_cfg, meta = load_model(checkpoint)
+    write_evaluation(result, out, cfg=ck_cfg, checkpoint_meta=meta)
     write_plots(result, out)
     return out
 
@@ -93,7 +93,7 @@ def test_missing_curve_picture_is_drawn_from_results(evaluated: Path, tmp_path: 
     shutil.rmtree(copy / "timelines")
     results = json.loads((copy / "results.json").read_text())
     results["thresholds_chosen_on"] = "eval (chosen on the evaluated split: leak)"
-    results["checkpoint"] = str(tmp_path / "gone.pt")  # versions of a missing checkpoint are skipped
+    del results["model"]  # an older results.json, without the checkpoint's facts
     (copy / "results.json").write_text(json.dumps(results))
     page = build_report(copy)
     assert len(_images(page)) == 2

@@ -464,7 +464,7 @@ def test_cli_device_option_reaches_the_run(synthetic_cache: Path, tmp_path: Path
         refused = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "r2")])
         assert refused.exit_code == 1 and "no CUDA device" in refused.output
     bad = runner.invoke(app, ["train", str(config), "--device", "tpu"])
-    assert bad.exit_code == 1 and "--device 'tpu'" in bad.output
+    assert bad.exit_code == 1 and "training.device: got 'tpu'" in bad.output
     shutil.rmtree(run)
 
 

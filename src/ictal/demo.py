@@ -155,7 +155,7 @@ def stage_evaluate(run: DemoRun, cfg: IctalConfig, checkpoint: Path, console: Co
     from ictal.train.checkpoint import load_model
 
     t0 = time.perf_counter()
-    model, _cfg, _meta = load_model(checkpoint, "cpu")
+    model, checkpoint_cfg, meta = load_model(checkpoint, "cpu")
     results: dict[str, EvaluationResult] = {}
     for detector in ("model", "line_length"):
         thresholds = None
@@ -170,8 +170,7 @@ def stage_evaluate(run: DemoRun, cfg: IctalConfig, checkpoint: Path, console: Co
     for split in ("dev", "eval"):
         model_result, ll = results[f"model/{split}"], results[f"line_length/{split}"]
         extra = {f"line_length_{k}": v for k, v in ll.metrics.items() if "_at_" in k or k in ("auroc", "ece")}
-        extra["checkpoint"] = str(checkpoint)
-        write_evaluation(model_result, run.out / split, extra=extra)
+        write_evaluation(model_result, run.out / split, cfg=checkpoint_cfg, checkpoint_meta=meta, extra=extra)
         write_plots(model_result, run.out / split)
         write_evaluation(ll, run.out / "line_length" / split)
     run.timings["evaluate"] = time.perf_counter() - t0
@@ -184,7 +183,7 @@ def stage_predict(run: DemoRun, cfg: IctalConfig, checkpoint: Path, console: Con
     from ictal.train.checkpoint import load_model
 
     t0 = time.perf_counter()
-    model, _cfg, _meta = load_model(checkpoint, "cpu")
+    model, _cfg, meta = load_model(checkpoint, "cpu")
     edfs, _bad = find_recordings([run.corpus_dir / "eval"])
     # A recording with seizures and a clean header: the corpus' deliberate header quirks would make the demo's one
     # prediction open with a repair warning, which reads as a fault (the reader's handling of them is tested).
@@ -193,7 +192,7 @@ def stage_predict(run: DemoRun, cfg: IctalConfig, checkpoint: Path, console: Con
     edf = next((p for names in ranked for p in edfs if p.stem in names), edfs[0])
     threshold = resolve_threshold(cfg.post, run.out / "dev" / "results.json", 10.0)
     out = run.out / "predict"
-    result = predict_files(model, cfg, [edf], out, threshold, model_info={"checkpoint": str(checkpoint)})
+    result = predict_files(model, cfg, [edf], out, threshold, checkpoint_meta=meta)
     if result.failed:
         raise RuntimeError(f"predict failed on {edf}: {result.failed[0]}")
     done = result.done[0]

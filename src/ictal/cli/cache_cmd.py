@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from ictal.errors import ConfigError, IctalError
+from ictal.cli.common import fail, load_config_or_exit
+from ictal.errors import IctalError
 
 if TYPE_CHECKING:
     from ictal.data.config import DataConfig
@@ -28,25 +29,13 @@ CONFIG = typer.Option(None, "--config", help="YAML config: its preprocess and da
 
 def _load(config: Path | None) -> tuple[PreprocessConfig, DataConfig]:
     """(PreprocessConfig, DataConfig) from ``--config`` or the defaults."""
-    from ictal.config.schema import load_config
     from ictal.data.config import DataConfig
     from ictal.signal.preprocess import PreprocessConfig
 
     if config is None:
         return PreprocessConfig(), DataConfig()
-    try:
-        cfg = load_config(config, check_paths=False)
-    except ConfigError as exc:
-        typer.echo(f"{config}: {len(exc.problems)} problem(s)", err=True)
-        for line in exc.problems:
-            typer.echo(f"  {line}", err=True)
-        raise typer.Exit(1) from None
+    cfg = load_config_or_exit(config, check_paths=False)
     return cfg.preprocess, cfg.data
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(1)
 
 
 def build_cache_command(
@@ -72,7 +61,7 @@ def build_cache_command(
     try:
         shard_ix = parse_shard(shard)
     except ValueError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         report = build_cache(
@@ -87,7 +76,7 @@ def build_cache_command(
             progress=progress,
         )
     except IctalError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     except KeyboardInterrupt:
         typer.echo("interrupted: finished recordings are kept; run the same command again to resume", err=True)
         raise typer.Exit(130) from None
@@ -117,7 +106,7 @@ def scan_cache_command(
     pre, data = _load(config)
     cache_dir = cache_dir or data.cache_dir
     if cache_dir is None:
-        raise _fail(ValueError("give --cache-dir (or data.cache_dir in --config)"))
+        raise fail("give --cache-dir (or data.cache_dir in --config)")
     if config is not None:
         window_s = window_s if window_s is not None else data.window_s
         stride_s = stride_s if stride_s is not None else data.stride_s
@@ -126,9 +115,9 @@ def scan_cache_command(
             check_cache(cache_dir, CacheParams.from_configs(pre, data))
         scans = scan_cache(cache_dir, split, window_s=window_s, stride_s=stride_s, data_dir=data_dir)
     except IctalError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if not scans:
-        raise _fail(ValueError(f"{cache_dir}: no split folders; run `ictal build-cache` first"))
+        raise fail(f"{cache_dir}: no split folders; run `ictal build-cache` first")
     empty = []
     for scan in scans:
         c = scan.table.counts()
@@ -182,14 +171,10 @@ def clean_cache_command(
     from ictal.data.cache import CACHE_FILE, cached_splits, is_cache
 
     if not is_cache(cache_dir):
-        raise _fail(
-            ValueError(f"{cache_dir}: not a cache (no {CACHE_FILE}); nothing removed. Give the --cache-dir of a cache")
-        )
+        raise fail(f"{cache_dir}: not a cache (no {CACHE_FILE}); nothing removed. Give the --cache-dir of a cache")
     splits = [split] if split else cached_splits(cache_dir)
     if split and not (cache_dir / split).is_dir():
-        raise _fail(
-            ValueError(f"{cache_dir}: no split folder {split!r}; present: {', '.join(cached_splits(cache_dir))}")
-        )
+        raise fail(f"{cache_dir}: no split folder {split!r}; present: {', '.join(cached_splits(cache_dir))}")
     targets: list[tuple[Path, list[Path]]] = []
     foreign: list[Path] = []
     for name in splits:
@@ -198,7 +183,7 @@ def clean_cache_command(
         foreign += other
     if foreign:
         shown = ", ".join(str(p) for p in foreign[:10])
-        raise _fail(ValueError(f"{len(foreign)} file(s) that build-cache does not write ({shown}); nothing removed"))
+        raise fail(f"{len(foreign)} file(s) that build-cache does not write ({shown}); nothing removed")
     n_bytes = sum(p.stat().st_size for _, files in targets for p in files)
     typer.echo(f"Will remove from {cache_dir}:")
     for folder, files in targets:

@@ -9,22 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ictal.cli.common import fail
 from ictal.errors import IctalError
 from ictal.progress import progress_bar
 
 if TYPE_CHECKING:  # the evaluation stack (torch) loads when the command runs, not when the CLI starts
     from ictal.infer.evaluate import EvaluationResult
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; an explicit ``cuda`` without CUDA is an error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise IctalError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    return device
 
 
 def results_table(result: EvaluationResult) -> Table:
@@ -60,6 +50,7 @@ def evaluate(
     ),
 ) -> None:
     """Run the model over every recording of a cached split and score it with every scorer."""
+    from ictal.devices import resolve_device
     from ictal.infer.evaluate import evaluate_split, read_thresholds, split_traces, write_evaluation, write_plots
     from ictal.train.checkpoint import load_model
 
@@ -91,16 +82,10 @@ def evaluate(
             thresholds_chosen_on=chosen_on,
             allow_choose_on_this_split=True if choose_on_split else None,
         )
-        extra = {
-            "checkpoint": str(checkpoint),
-            "checkpoint_epoch": meta.get("epoch"),
-            "config": cfg.model_dump(mode="json"),
-        }
-        path = write_evaluation(result, out_dir, extra=extra)
+        path = write_evaluation(result, out_dir, cfg=cfg, checkpoint_meta=meta, device=dev)
         write_plots(result, out_dir)
     except IctalError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     console.print(results_table(result))
     console.print(f"wrote {path}, {out_dir}/ref.list, {out_dir}/hyp.list and plots in {out_dir}/")
 

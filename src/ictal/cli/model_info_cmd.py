@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ictal.cli.common import config_exit
 from ictal.errors import ConfigError
 from ictal.frames import FRAME_RATE, SAMPLE_RATE, SAMPLES_PER_FRAME, n_frames
 
@@ -30,10 +31,7 @@ def model_info(
         cpu_scan_enabled()  # environment settings the forward pass reads: refused here, not as a traceback
         block_workers()
     except ConfigError as exc:
-        typer.echo(f"{exc.source}: {len(exc.problems)} problem(s)", err=True)
-        for line in exc.problems:
-            typer.echo(f"  {line}", err=True)
-        raise typer.Exit(1) from None
+        raise config_exit(exc) from None
     n_samples = int(round(window_s * FRAME_RATE)) * SAMPLES_PER_FRAME
     if n_samples <= 0:
         typer.echo(f"--window-s: got {window_s}; give a positive length in seconds", err=True)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ictal.cli.common import fail
 from ictal.errors import IctalError
 from ictal.progress import progress_bar
 
@@ -55,7 +56,7 @@ def predict(
     """
     import pydantic
 
-    from ictal.cli.evaluate_cmd import resolve_device
+    from ictal.devices import resolve_device
     from ictal.infer.predict import PredictConfig, find_recordings, predict_files, resolve_threshold
     from ictal.models.cpu_scan import cpu_scan_enabled
     from ictal.train.checkpoint import load_model
@@ -76,19 +77,8 @@ def predict(
         model, cfg, meta = load_model(checkpoint, dev)
         threshold = resolve_threshold(cfg.post, thresholds_from, predict_cfg.fa_target)
     except IctalError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     paths, problems = find_recordings(inputs)
-    model_info = {
-        "checkpoint": str(checkpoint),
-        "epoch": meta.get("epoch"),
-        "kind": meta.get("kind"),
-        "trained_with": {k: meta.get(k) for k in ("ictal_version", "torch_version", "mamba_backend", "precision")},
-        "architecture": cfg.model.architecture,
-        "preset": cfg.model.preset,
-        "streamable": cfg.model.streamable,
-        "device": dev,
-    }
     console.print(f"{len(paths)} recording(s); threshold {threshold.value:.3f} from {threshold.source}")
     with progress_bar(console=console, enabled=console.is_terminal) as bar:
         files = bar.add_task("recordings", total=len(paths))
@@ -99,7 +89,7 @@ def predict(
             bar.reset(chunks, total=None, description=f"  {path.name} (2 passes)")
 
         run = predict_files(
-            model, cfg, paths, out, threshold, predict=predict_cfg, device=dev, model_info=model_info,
+            model, cfg, paths, out, threshold, predict=predict_cfg, device=dev, checkpoint_meta=meta,
             on_recording=on_recording,
             on_chunk=lambda done, total: bar.update(chunks, completed=done, total=total),
         )  # fmt: skip

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ictal.cli.common import fail
 from ictal.errors import IctalError
 
 
@@ -19,8 +20,7 @@ def report(
     try:
         path = write_report(results_dir, out)
     except IctalError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
 
 

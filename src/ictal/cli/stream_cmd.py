@@ -4,11 +4,11 @@ seizure event as soon as it closes, with its latency."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 import typer
 from rich.console import Console
 
+from ictal.cli.common import checked, fail
 from ictal.errors import IctalError
 
 
@@ -32,19 +32,15 @@ def stream(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Stream one recording through the model; events are printed when they close."""
-    from ictal.cli.evaluate_cmd import resolve_device
+    from ictal.devices import resolve_device
     from ictal.infer.predict import resolve_threshold, window_samples
     from ictal.infer.scorers import ScoringMode
     from ictal.infer.stream import StatsMode, StreamEvent, stream_recording
     from ictal.train.checkpoint import load_model
 
     console = Console()
-    if stats not in ("calibration", "recording"):
-        typer.echo(f"error: --stats {stats!r}: choose 'calibration' or 'recording'", err=True)
-        raise typer.Exit(2)
-    if scoring not in ("auto", "windows", "continuous"):
-        typer.echo(f"error: --scoring {scoring!r}: choose 'auto', 'windows' or 'continuous'", err=True)
-        raise typer.Exit(2)
+    stats_mode: StatsMode = checked("--stats", stats, StatsMode)
+    scoring_mode: ScoringMode = checked("--scoring", scoring, ScoringMode)
 
     def show(item: StreamEvent) -> None:
         ev = item.event
@@ -65,12 +61,11 @@ def stream(
         )
         result = stream_recording(
             model, edf, preprocess=cfg.preprocess, post=threshold.post, window=window, stride=stride,
-            chunk_s=chunk_s, realtime=realtime, stats_mode=cast(StatsMode, stats), calibration_s=calibration_s,
-            scoring=cast(ScoringMode, scoring), device=dev, on_event=show,
+            chunk_s=chunk_s, realtime=realtime, stats_mode=stats_mode, calibration_s=calibration_s,
+            scoring=scoring_mode, device=dev, on_event=show,
         )  # fmt: skip
     except IctalError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     latencies = [e.latency_s for e in result.events]
     typer.echo(
         f"{len(result.events)} event(s) in {result.duration_s:.1f} s of EEG, streamed in {result.wall_s:.1f} s "

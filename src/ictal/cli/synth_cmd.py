@@ -12,6 +12,7 @@ from rich.progress import ProgressColumn, Task
 from rich.table import Table
 from rich.text import Text
 
+from ictal.cli.common import fail
 from ictal.errors import IctalError
 from ictal.progress import progress_bar
 
@@ -83,8 +84,7 @@ def synth(
                 progress=on_file,
             )
     except IctalError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     console.print(summary_table(summary))
     console.print(
         f"Wrote {len(summary.files)} recordings ({summary.hours:.2f} h) to {out_dir} "

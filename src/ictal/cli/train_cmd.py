@@ -10,35 +10,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from ictal.errors import ConfigError, IctalError
+from ictal.cli.common import fail, load_config_or_exit
+from ictal.errors import IctalError
 
 if TYPE_CHECKING:
-    from ictal.config.schema import IctalConfig
+    pass
 
 DEVICE = typer.Option(None, "--device", help="auto, cpu or cuda (training.device)")
 RUN_DIR = typer.Option(None, "--run-dir", help="run folder for checkpoints and logs (training.run_dir)")
-
-
-def _load(config: Path, overrides: dict[str, Any]) -> IctalConfig:
-    from ictal.config.schema import load_config, with_overrides
-
-    try:
-        return with_overrides(load_config(config), overrides)
-    except ConfigError as exc:
-        typer.echo(f"{config}: {len(exc.problems)} problem(s)", err=True)
-        for line in exc.problems:
-            typer.echo(f"  {line}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _check_choice(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
-    if value is not None and value not in allowed:
-        typer.echo(f"error: {name} {value!r}: use one of {', '.join(allowed)}", err=True)
-        raise typer.Exit(1)
 
 
 def _setup_logging() -> None:
@@ -72,9 +55,7 @@ def train_command(
     from ictal.train.distributed import launcher_rank, shutdown_distributed
     from ictal.train.trainer import Trainer, TrainingDivergedError
 
-    _check_choice("--device", device, ("auto", "cpu", "cuda"))
-    _check_choice("--precision", precision, ("auto", "bf16", "fp16", "no"))
-    cfg = _load(
+    cfg = load_config_or_exit(
         config,
         {
             "training.device": device,
@@ -94,8 +75,7 @@ def train_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(3) from None
     except IctalError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     except KeyboardInterrupt:
         typer.echo("interrupted; continue with --resume (from the last checkpoint written)", err=True)
         raise typer.Exit(130) from None
@@ -125,9 +105,7 @@ def preflight_command(
 
     from ictal.train.preflight import run_preflight
 
-    _check_choice("--device", device, ("auto", "cpu", "cuda"))
-    _check_choice("--precision", precision, ("auto", "bf16", "fp16", "no"))
-    cfg = _load(
+    cfg = load_config_or_exit(
         config,
         {
             "training.device": device,

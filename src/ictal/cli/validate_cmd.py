@@ -8,20 +8,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ictal.config.schema import config_summary, load_config
-from ictal.errors import ConfigError
+from ictal.cli.common import load_config_or_exit
+from ictal.config.schema import config_summary
 
 
 def validate(config: Path = typer.Argument(..., help="YAML config file")) -> None:
     """Check a config: unknown keys, bad values, missing paths. Exit 0 with a summary, else 1."""
     console = Console()
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        typer.echo(f"{config}: {len(exc.problems)} problem(s)", err=True)
-        for line in exc.problems:
-            typer.echo(f"  {line}", err=True)
-        raise typer.Exit(1) from None
+    cfg = load_config_or_exit(config)
     table = Table(title=f"{config}: valid", show_header=False)
     for key, value in config_summary(cfg):
         table.add_row(key, value)

@@ -9,7 +9,7 @@ both are set, ours wins.
 variable (alias)                      kind                                 what it does
 ====================================  ===================================  ==========================================
 ``ICTAL_NAN_DEBUG`` (BGB_NAN_DEBUG)   flag, over ``model.debug_nan``       name the first module with a NaN/Inf output
-``ICTAL_SANITIZE_GRADS``              flag, over ``training.               NaN/Inf gradients zeroed, the step counted
+``ICTAL_SANITIZE_GRADS``              flag, over ``training.               NaN/Inf gradients zeroed before clipping
 (BGB_SANITIZE_GRADS)                  sanitize_grads``
 ``ICTAL_FORCE_REFERENCE_SCAN``        flag, default off                    Mamba2 runs its PyTorch SSD reference scan
 (SEIZURE_MAMBA_FORCE_FALLBACK)                                             on every device (no CUDA kernels, no numba)
@@ -22,7 +22,6 @@ variable (alias)                      kind                                 what 
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 
@@ -40,8 +39,6 @@ __all__ = [
     "env_flag",
     "note_reference_only_switches",
 ]
-
-log = logging.getLogger(__name__)
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -65,7 +62,7 @@ class EnvSwitch:
 
 
 NAN_DEBUG = EnvSwitch("ICTAL_NAN_DEBUG", ("BGB_NAN_DEBUG",), "name the first module whose output is not finite")
-SANITIZE_GRADS = EnvSwitch("ICTAL_SANITIZE_GRADS", ("BGB_SANITIZE_GRADS",), "zero NaN/Inf gradients, count the step")
+SANITIZE_GRADS = EnvSwitch("ICTAL_SANITIZE_GRADS", ("BGB_SANITIZE_GRADS",), "zero NaN/Inf gradients before clipping")
 FORCE_REFERENCE_SCAN = EnvSwitch(
     "ICTAL_FORCE_REFERENCE_SCAN",
     ("SEIZURE_MAMBA_FORCE_FALLBACK",),
@@ -78,7 +75,7 @@ SWITCHES: tuple[EnvSwitch, ...] = (NAN_DEBUG, SANITIZE_GRADS, FORCE_REFERENCE_SC
 #: The reference system's switches that have no meaning here, with the line that says why.
 REFERENCE_ONLY: dict[str, str] = {
     "BGB_EDGE_CLAMP": "BGB_EDGE_CLAMP is set but has no effect in ictal: edge weights are bounded by construction "
-    "(a sigmoid or softmax of the learned adjacency), so there is nothing to clamp",
+    "(a sigmoid of the learned similarity), so there is nothing to clamp",
 }
 
 
@@ -125,8 +122,6 @@ def env_count(switch: EnvSwitch) -> int | None:
 
 
 def note_reference_only_switches() -> list[str]:
-    """One line for each of the reference system's switches that is set but means nothing here (also logged)."""
-    lines = [line for var, line in REFERENCE_ONLY.items() if os.environ.get(var, "").strip()]
-    for line in lines:
-        log.warning(line)
-    return lines
+    """One line for each of the reference system's switches that is set but means nothing here (the CLI prints
+    them before every command)."""
+    return [line for var, line in REFERENCE_ONLY.items() if os.environ.get(var, "").strip()]

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from ictal.models.line_length import line_length_trace
 from ictal.post.config import PostConfig
 from ictal.post.events import SeizureEvent, detect_events, events_to_annotation
 from ictal.post.thresholds import tau_off_for
+from ictal.provenance import checkpoint_provenance, software_versions
 from ictal.scoring.calibration import ProbabilityHistogram
 from ictal.scoring.operating_points import (
     DEFAULT_TARGETS,
@@ -44,6 +45,9 @@ from ictal.scoring.operating_points import (
     with_threshold,
 )
 from ictal.scoring.szcore import SzcoreConfig
+
+if TYPE_CHECKING:
+    from ictal.config.schema import IctalConfig
 
 SCORERS = ("ovlp", "taes", "epoch", "szcore")
 #: How each scorer's figures are aggregated, printed beside every number.
@@ -237,12 +241,22 @@ def evaluate_split(
     )
 
 
-def write_evaluation(result: EvaluationResult, out_dir: str | Path, *, extra: Mapping[str, Any] | None = None) -> Path:
+def write_evaluation(
+    result: EvaluationResult,
+    out_dir: str | Path,
+    *,
+    cfg: IctalConfig | None = None,
+    checkpoint_meta: Mapping[str, Any] | None = None,
+    device: str | torch.device = "cpu",
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
     """Write ``results.json``, one reference and one hypothesis ``.csv_bi`` per recording, and the list files.
 
     The hypotheses are the events at the 10 FA/24h threshold; ``ref.list`` / ``hyp.list`` pair them by order
-    (paths relative to the list files), so ``ictal score`` or the NEDC tool can rescore them unchanged.
-    Returns the path of ``results.json``.
+    (paths relative to the list files), so ``ictal score`` or the NEDC tool can rescore them unchanged. With the
+    checkpoint's ``cfg`` and ``meta`` (from :func:`~ictal.train.checkpoint.load_model`) ``results.json`` also says
+    which checkpoint, trained how, was evaluated (``checkpoint``, ``checkpoint_epoch``, ``config``, ``model``);
+    it always holds the software versions that evaluated it. Returns the path of ``results.json``.
     """
     out = Path(out_dir)
     (out / "ref").mkdir(parents=True, exist_ok=True)
@@ -266,6 +280,12 @@ def write_evaluation(result: EvaluationResult, out_dir: str | Path, *, extra: Ma
         for s in SCORERS
     }
     payload["histogram"] = result.histogram.to_dict()
+    if cfg is not None and checkpoint_meta is not None:
+        payload["checkpoint"] = checkpoint_meta.get("path")
+        payload["checkpoint_epoch"] = checkpoint_meta.get("epoch")
+        payload["config"] = cfg.model_dump(mode="json")
+        payload["model"] = checkpoint_provenance(cfg, checkpoint_meta, device)
+    payload["software"] = software_versions()
     if extra:
         payload.update(extra)
     path = out / "results.json"

@@ -27,7 +27,6 @@ windows, and the 16 Hz trace (5.5 MB for 24 h); never the whole recording's sign
 from __future__ import annotations
 
 import contextlib
-import platform
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,7 +39,6 @@ import numpy as np
 import pydantic
 import torch
 
-import ictal
 from ictal.errors import IctalError
 from ictal.frames import FRAME_RATE
 from ictal.infer.evaluate import EvaluationError, read_thresholds
@@ -50,9 +48,9 @@ from ictal.io.atomic import write_text_atomic
 from ictal.io.channels import CANONICAL_19
 from ictal.io.edf import EegRecording, RecordingMeta, open_edf
 from ictal.io.json_files import write_json_atomic
-from ictal.models.mamba2 import mamba_backend
 from ictal.post.config import PostConfig
 from ictal.post.events import SeizureEvent, detect_events, events_to_annotation
+from ictal.provenance import checkpoint_provenance, software_versions
 from ictal.scoring.operating_points import DEFAULT_TARGETS, target_label, with_threshold
 from ictal.signal.chunked import ArraySource, SampleSource, preprocess_chunks
 from ictal.signal.preprocess import ChannelStats, PreprocessConfig
@@ -74,7 +72,6 @@ __all__ = [
     "predict_recording",
     "resolve_threshold",
     "scored_trace",
-    "software_versions",
     "write_prediction",
 ]
 
@@ -333,21 +330,6 @@ def events_tsv(events: Sequence[SeizureEvent], duration_s: float, start: datetim
     return "\n".join(rows) + "\n"
 
 
-def software_versions(model: torch.nn.Module | None = None) -> dict[str, str]:
-    """Versions of what computed a result: ictal, torch, numpy, scipy, python, and the Mamba path in use."""
-    import scipy
-
-    versions = {
-        "ictal": ictal.__version__,
-        "torch": str(torch.__version__),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "python": platform.python_version(),
-    }
-    versions["mamba_backend"] = mamba_backend(model if model is not None else "cpu")
-    return versions
-
-
 def write_prediction(
     pred: RecordingPrediction,
     out_dir: str | Path,
@@ -456,15 +438,19 @@ def predict_files(
     *,
     predict: PredictConfig | None = None,
     device: str | torch.device = "cpu",
-    model_info: Mapping[str, Any] | None = None,
+    checkpoint_meta: Mapping[str, Any] | None = None,
     on_recording: Callable[[int, int, Path], None] | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> PredictRun:
     """Predict every file of ``paths`` into ``out_dir``; a file that cannot be read is reported in
-    ``failed`` and the others are still done. ``on_recording(index, total, path)`` is called before each file."""
+    ``failed`` and the others are still done. ``on_recording(index, total, path)`` is called before each file.
+
+    ``checkpoint_meta`` is the ``meta`` of :func:`~ictal.train.checkpoint.load_model`: each JSON then says which
+    checkpoint, trained how, made the prediction (:func:`ictal.provenance.checkpoint_provenance`)."""
     predict = predict or PredictConfig()
     run = PredictRun()
     versions = software_versions(model)
+    model_info = checkpoint_provenance(cfg, checkpoint_meta, device) if checkpoint_meta is not None else None
     for i, path in enumerate(paths):
         if on_recording is not None:
             on_recording(i, len(paths), path)

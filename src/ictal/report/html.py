@@ -10,8 +10,8 @@ The page needs nothing but the folder (no model, no cache, no network): every pi
 4. per-recording timelines: an event chart of every recording (reference against detected, from ``ref.list`` /
    ``hyp.list``; at most :data:`MAX_CHART_ROWS` rows, recordings with events first), the probability-trace
    timelines of ``timelines/*.png``, and a table of every recording;
-5. the run's config (YAML) and the software versions (this environment's, and the checkpoint's when the
-   checkpoint file is still where ``results.json`` says).
+5. the run's config (YAML) and the software versions: those that evaluated, and those the checkpoint recorded
+   about its training run, both as ``results.json`` holds them.
 """
 
 from __future__ import annotations
@@ -196,24 +196,14 @@ def _run_table(results: Mapping[str, Any]) -> str:
     )
 
 
-def _checkpoint_versions(results: Mapping[str, Any], results_dir: Path) -> dict[str, str]:
-    """Versions recorded in the checkpoint, when ``results.json`` names one that still exists."""
-    name = results.get("checkpoint")
-    if not name:
-        return {}
-    path = Path(str(name))
-    if not path.is_absolute() and not path.is_file():
-        path = results_dir / path
-    if not path.is_file():
-        return {}
-    from ictal.train.checkpoint import load_checkpoint
-
-    try:
-        state = load_checkpoint(path)
-    except IctalError:
-        return {}
-    keys = ("ictal_version", "torch_version", "mamba_backend", "precision", "device", "created")
-    return {k: str(state[k]) for k in keys if k in state}
+def _recorded_versions(results: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """``(software that evaluated, facts of the checkpoint's training run)`` as ``results.json`` records them."""
+    software = results.get("software") or {}
+    trained = (results.get("model") or {}).get("trained_with") or {}
+    return (
+        {str(k): str(v) for k, v in software.items()},
+        {str(k): str(v) for k, v in trained.items() if v is not None},
+    )
 
 
 def _key_value_table(heading: tuple[str, str], items: Mapping[str, str]) -> str:
@@ -224,11 +214,11 @@ def _key_value_table(heading: tuple[str, str], items: Mapping[str, str]) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
-def _versions_table(here: Mapping[str, str], trained: Mapping[str, str]) -> str:
-    out = _key_value_table(("component", "this report"), here)
+def _versions_table(evaluated: Mapping[str, str], trained: Mapping[str, str]) -> str:
+    out = _key_value_table(("component", "the evaluation"), evaluated) if evaluated else ""
     if trained:
         out += _key_value_table(("recorded in the checkpoint", "value"), trained)
-    return out
+    return out or '<p class="note">results.json records no versions (written by an older ictal).</p>'
 
 
 def _recordings_table(rows: Sequence[RecordingRow]) -> str:
@@ -248,8 +238,6 @@ def _recordings_table(rows: Sequence[RecordingRow]) -> str:
 
 def build_report(results_dir: str | Path) -> str:
     """The HTML text of the report for an ``ictal evaluate`` output folder."""
-    from ictal.infer.predict import software_versions
-
     folder = Path(results_dir)
     results_path = folder / "results.json"
     if not results_path.is_file():
@@ -286,7 +274,7 @@ def build_report(results_dir: str | Path) -> str:
     else:
         body.append('<p class="note">results.json holds no config.</p>')
     body.append("<h2>Versions</h2>")
-    body.append(_versions_table(software_versions(), _checkpoint_versions(results, folder)))
+    body.append(_versions_table(*_recorded_versions(results)))
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"

@@ -16,14 +16,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ictal.errors import IctalError
+from ictal.devices import DeviceError, resolve_device
 
 #: How long a collective may wait for a slow or dead rank before the run fails instead of hanging.
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)
-
-
-class DeviceError(IctalError):
-    """The requested device is not available."""
 
 
 def launcher_rank() -> int:
@@ -95,30 +91,6 @@ class DistContext:
             dist.barrier()
 
 
-def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> this process's GPU when CUDA is available, else CPU; ``cuda`` -> ``cuda:LOCAL_RANK``.
-
-    Raises:
-        DeviceError: ``cuda`` requested where none is available, or fewer GPUs than local ranks.
-    """
-    if requested not in ("auto", "cpu", "cuda"):
-        raise DeviceError(f"training.device / --device: unknown device {requested!r}; use auto, cpu or cuda")
-    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise DeviceError(
-            "training.device / --device is cuda but PyTorch sees no CUDA device (CPU-only build, no driver, or "
-            "CUDA_VISIBLE_DEVICES empty); use --device cpu or auto, or install a CUDA build of torch"
-        )
-    count = torch.cuda.device_count()
-    if local_rank >= count:
-        raise DeviceError(
-            f"local rank {local_rank} needs GPU {local_rank} but this node has {count}; start at most {count} "
-            "processes per node (torchrun --nproc-per-node)"
-        )
-    return torch.device("cuda", local_rank)
-
-
 def init_distributed(requested_device: str) -> tuple[DistContext, torch.device]:
     """This process's :class:`DistContext` and device, joining the process group when launched by torchrun.
 
@@ -128,7 +100,7 @@ def init_distributed(requested_device: str) -> tuple[DistContext, torch.device]:
     world_size = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)
-    device = resolve_device(requested_device, local_rank)
+    device = resolve_device(requested_device, local_rank, what="training.device / --device")
     if world_size <= 1:
         return DistContext(), device
     if device.type == "cuda":

@@ -267,8 +267,8 @@ def run_preflight(cfg: IctalConfig, *, steps: int = 2) -> PreflightReport:
     from ictal.config.schema import check_config_paths
     from ictal.data.cache import CacheParams, check_cache
     from ictal.data.sampling import make_sampler
+    from ictal.devices import resolve_device
     from ictal.models.mamba2 import mamba_backend
-    from ictal.train.distributed import resolve_device
     from ictal.train.precision import resolve_precision
     from ictal.train.trainer import default_run_dir
 

@@ -18,7 +18,6 @@ Mamba path, world size, versions), ``last.pt``, ``best.pt``, ``epoch_NNN.pt`` (`
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import logging
 import math
 import os
@@ -35,7 +34,6 @@ import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-import ictal
 from ictal.config.env import SANITIZE_GRADS, env_flag
 from ictal.config.schema import IctalConfig, with_overrides
 from ictal.data.sampling import EpochSampler, make_loader, make_sampler
@@ -46,6 +44,7 @@ from ictal.io.json_files import write_json_atomic
 from ictal.models.debug import NonFiniteError, describe_non_finite, detect_non_finite
 from ictal.models.mamba2 import mamba_backend
 from ictal.models.v3 import V3Detector, build_v3
+from ictal.provenance import training_facts
 from ictal.train.checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointError,
@@ -281,21 +280,17 @@ class Trainer:
         return FrameValidator.from_config(self.cfg, self.loss_fn)
 
     def _run_info(self) -> dict[str, Any]:
+        facts = training_facts(self.model, self.precision.name, self.device, self.dist.world_size)
         return {
             "name": self.cfg.name,
-            "device": str(self.device),
+            **facts,
             "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
-            "precision": self.precision.name,
             "precision_requested": self.precision.requested,
-            "mamba_backend": mamba_backend(self.model),
-            "world_size": self.dist.world_size,
             "backend": self.dist.backend,
             "threads": torch.get_num_threads(),
             "deterministic": self.cfg.training.deterministic,
-            "ictal_version": ictal.__version__,
-            "torch_version": str(torch.__version__),
             "resumed_from_step": self.step if self.resume else None,
-            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "started": facts["created"],
         }
 
     def _log_start(self) -> None:
@@ -364,13 +359,7 @@ class Trainer:
         return {
             "format": CHECKPOINT_FORMAT,
             "kind": kind,
-            "ictal_version": ictal.__version__,
-            "torch_version": str(torch.__version__),
-            "mamba_backend": mamba_backend(self.model),
-            "precision": self.precision.name,
-            "device": str(self.device),
-            "world_size": self.dist.world_size,
-            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            **training_facts(self.model, self.precision.name, self.device, self.dist.world_size),
             "config": self.cfg.model_dump(mode="json"),
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "epoch": self.epoch,
