@@ -22,7 +22,7 @@ export PYTHONPATH="$PWD/src:/tmp/site:$PWD/.gpu/site:${PYTHONPATH:-}"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   $PY -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
   $PY -c "import mamba_ssm; print('mamba_ssm', mamba_ssm.__version__)" || echo "mamba_ssm: not importable"
-  $PY -c "from ictal.models.mamba2 import mamba_backend; print('mamba path on cuda:', mamba_backend('cuda'))"
+  $PY -c "from ictal.models.mamba.mamba2 import mamba_backend; print('mamba path on cuda:', mamba_backend('cuda'))"
 } 2>&1 | tee "$OUT/env.txt"
 step() { local name=$1 limit=$2; shift 2; echo "=== $name"; timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.log" | tail -25; }
 step gpu_tests 200 $PY -m pytest -q -p no:cacheprovider -rs tests/test_mamba2.py tests/test_model_checkpoint_paths.py

@@ -24,10 +24,10 @@ stream's Mamba on similarities averaged over 4 frames (adjacency updated at 4 Hz
 the base forward pass on CPU. The figures name the overrides; the default is the V3 design of system.md.
 
 ``--serial-blocks`` also times the three base configurations with ``ICTAL_BLOCK_WORKERS=1``: the Mamba2 layers'
-blocks of sequences in the calling thread, as before :mod:`ictal.models.parallel` shared them among worker
+blocks of sequences in the calling thread, as before :mod:`ictal.models.mamba.parallel` shared them among worker
 threads; each right after ours, in its own process; ``*_vs_serial_blocks`` is its time over ours.
 ``--ssd-scan`` likewise times the three base configurations with ``ICTAL_CPU_SCAN=0``: the chunked SSD scan instead
-of the numba-compiled recurrence (:mod:`ictal.models.cpu_scan`), forward and backward; ``*_vs_ssd_scan``.
+of the numba-compiled recurrence (:mod:`ictal.models.mamba.cpu_scan`), forward and backward; ``*_vs_ssd_scan``.
 
 Hours of EEG per second (``h_eeg_per_s``): 60 s / 3600 divided by the batch-8 forward seconds per window, i.e.
 non-overlapping windows; ``h_eeg_per_s_stride10`` is the same for windows at the default 10 s inference stride
@@ -142,7 +142,7 @@ def run_config(
     name: str, device: str, threads: int, repeats: int, checkpointing: bool, model_overrides: list[str]
 ) -> dict[str, Any]:
     """Time one configuration in this process; its figures as a dict."""
-    from ictal.models.mamba2 import mamba_backend
+    from ictal.models.mamba.mamba2 import mamba_backend
     from ictal.models.v3 import build_v3
 
     preset, batch, backward = CONFIGS[name]

@@ -3,8 +3,8 @@
 For each Mamba stack of the ``base`` preset, one block of sequences as the PyTorch path hands it to the scan (node
 stream: 3 electrode sequences of 960 frames, d_inner 128, d_state 16; edge stream: 13 pair sequences, d_inner 32,
 d_state 8; the first of the block sizes ``Mamba2.block_sizes`` gives at batch 1), from a randomly initialised
-layer's own in_proj and conv outputs: ``ictal.models.cpu_scan.selective_scan_cpu`` against
-``ictal.models.ssd.ssd_chunked_scan``, both with softplus(dt), the decay and the D skip: forward without autograd
+layer's own in_proj and conv outputs: ``ictal.models.mamba.cpu_scan.selective_scan_cpu`` against
+``ictal.models.mamba.ssd.ssd_chunked_scan``, both with softplus(dt), the decay and the D skip: forward without autograd
 (inference), and forward + backward (the gradients with respect to the conv output, dt, dt_bias, A_log and D, as in
 training). Each is timed ``--calls`` times in a row, alternating, ``--repeats`` rounds; the best round is reported
 per call, with the ratio, and the largest absolute difference between the two outputs. One intra-op thread
@@ -26,9 +26,9 @@ import torch.nn.functional as F
 
 from ictal.io.atomic import write_text_atomic
 from ictal.models.config import V3Config
-from ictal.models.cpu_scan import cpu_scan_available, selective_scan_cpu
-from ictal.models.mamba2 import Mamba2
-from ictal.models.ssd import ssd_chunked_scan
+from ictal.models.mamba.cpu_scan import cpu_scan_available, selective_scan_cpu
+from ictal.models.mamba.mamba2 import Mamba2
+from ictal.models.mamba.ssd import ssd_chunked_scan
 
 FRAMES = 960
 

@@ -1,4 +1,4 @@
-"""The numba-compiled CPU scan (ictal.models.cpu_scan): the kernel against the per-step recurrence written in the
+"""The numba-compiled CPU scan (ictal.models.mamba.cpu_scan): the kernel against the per-step recurrence written in the
 tests, its gradients against the SSD scan's (autograd) and gradcheck, the Mamba2 / BiMamba2 / V3 paths against the
 SSD path (outputs and gradients), streaming with carried state, when it runs and when not (ICTAL_CPU_SCAN=0,
 use_kernels=False), non-finite inputs, bf16 autocast, and how the path is reported. The module-level tests of
@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-import ictal.models.mamba2 as mamba2_module
+import ictal.models.mamba.mamba2 as mamba2_module
 from ictal.config.env import CPU_SCAN, FORCE_REFERENCE_SCAN
 from ictal.errors import ConfigError
-from ictal.models import cpu_scan
-from ictal.models.mamba2 import CPU_SCAN_BACKEND, REFERENCE_BACKEND, BiMamba2, Mamba2, Mamba2State, mamba_backend
-from ictal.models.ssd import ssd_chunked_scan
+from ictal.models.mamba import cpu_scan
+from ictal.models.mamba.mamba2 import CPU_SCAN_BACKEND, REFERENCE_BACKEND, BiMamba2, Mamba2, Mamba2State, mamba_backend
+from ictal.models.mamba.ssd import ssd_chunked_scan
 from ictal.models.v3 import build_v3
 from reference_scan import naive_scan
 

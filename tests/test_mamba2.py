@@ -11,8 +11,8 @@ from torch.func import functional_call
 from torch.testing import assert_close
 
 from ictal.config.env import CPU_SCAN
-from ictal.models.cpu_scan import cpu_scan_available
-from ictal.models.mamba2 import (
+from ictal.models.mamba.cpu_scan import cpu_scan_available
+from ictal.models.mamba.mamba2 import (
     CPU_SCAN_BACKEND,
     KERNEL_BACKEND,
     REFERENCE_BACKEND,
@@ -22,7 +22,7 @@ from ictal.models.mamba2 import (
     mamba_backend,
     mamba_kernels,
 )
-from ictal.models.ssd import segsum, ssd_chunked_scan
+from ictal.models.mamba.ssd import segsum, ssd_chunked_scan
 from reference_scan import naive_scan
 
 F64 = torch.float64

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from ictal.models.mamba2 import KERNEL_BACKEND, REFERENCE_BACKEND, Mamba2, mamba_backend, mamba_kernels
+from ictal.models.mamba.mamba2 import KERNEL_BACKEND, REFERENCE_BACKEND, Mamba2, mamba_backend, mamba_kernels
 from ictal.models.v3 import build_v3
 
 F64 = torch.float64

@@ -1,4 +1,4 @@
-"""Blocks of sequences on worker threads (ictal.models.parallel) and the Mamba2 layer's use of them."""
+"""Blocks of sequences on worker threads (ictal.models.mamba.parallel) and the Mamba2 layer's use of them."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-import ictal.models.mamba2 as mamba2_module
-import ictal.models.parallel as parallel
+import ictal.models.mamba.mamba2 as mamba2_module
+import ictal.models.mamba.parallel as parallel
 from ictal.errors import ConfigError
-from ictal.models.mamba2 import BiMamba2, Mamba2
+from ictal.models.mamba.mamba2 import BiMamba2, Mamba2
 
 F64 = torch.float64
 

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from ictal.models import mamba2 as mamba2_module
-from ictal.models import ssd
-from ictal.models.mamba2 import Mamba2, _CausalConvSiLU, _GatedOut
-from ictal.models.ssd import factorised_span_limit, ssd_chunked_scan
+from ictal.models.mamba import mamba2 as mamba2_module
+from ictal.models.mamba import ssd
+from ictal.models.mamba.mamba2 import Mamba2, _CausalConvSiLU, _GatedOut
+from ictal.models.mamba.ssd import factorised_span_limit, ssd_chunked_scan
 from reference_scan import naive_scan
 
 F64 = torch.float64

@@ -21,7 +21,7 @@ from ictal.cli.main import app
 from ictal.config.env import SANITIZE_GRADS
 from ictal.config.schema import IctalConfig, config_from_dict, with_overrides
 from ictal.data.windows import WindowDataset
-from ictal.models.mamba2 import mamba_backend
+from ictal.models.mamba.mamba2 import mamba_backend
 from ictal.models.v3 import build_v3
 from ictal.train.checkpoint import CheckpointError, load_checkpoint, load_model
 from ictal.train.config import TrainingConfig

@@ -19,7 +19,7 @@ from ictal.errors import ConfigError
 from ictal.models.config import V3Config, load_v3_config
 from ictal.models.debug import NonFiniteError
 from ictal.models.info import macs_per_window, parameter_counts
-from ictal.models.mamba2 import mamba_backend
+from ictal.models.mamba.mamba2 import mamba_backend
 from ictal.models.v3 import V3Detector, build_v3
 
 N_FRAMES = 64

@@ -40,7 +40,7 @@ def software_versions(model: torch.nn.Module | None = None) -> dict[str, str]:
     """Versions of what computes a result now: ictal, torch, numpy, scipy, python, and the Mamba path in use."""
     import scipy
 
-    from ictal.models.mamba2 import mamba_backend
+    from ictal.models.mamba.mamba2 import mamba_backend
 
     return {
         "ictal": ictal.__version__,
@@ -56,7 +56,7 @@ def training_facts(
     model: torch.nn.Module, precision: str, device: torch.device | str, world_size: int
 ) -> dict[str, Any]:
     """The facts a checkpoint records about its run (:data:`TRAINED_WITH_KEYS`), as of now."""
-    from ictal.models.mamba2 import mamba_backend
+    from ictal.models.mamba.mamba2 import mamba_backend
 
     return {
         "ictal_version": ictal.__version__,

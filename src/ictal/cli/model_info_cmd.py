@@ -20,10 +20,10 @@ def model_info(
     import torch
 
     from ictal.models.config import load_v3_config
-    from ictal.models.cpu_scan import cpu_scan_enabled
     from ictal.models.info import macs_per_window, parameter_counts
-    from ictal.models.mamba2 import mamba_backend
-    from ictal.models.parallel import block_workers
+    from ictal.models.mamba.cpu_scan import cpu_scan_enabled
+    from ictal.models.mamba.mamba2 import mamba_backend
+    from ictal.models.mamba.parallel import block_workers
     from ictal.models.v3 import V3Detector
 
     try:

@@ -94,9 +94,8 @@ class PredictConfig:
 
     #: Seconds of EEG read, preprocessed and scored per step: memory scales with this, not with the recording.
     chunk_s: Annotated[float, pydantic.Field(gt=0)] = 300.0
-    #: Windows per forward pass (windowed scoring); None: :data:`DEFAULT_BATCH_SIZE`, 8, on a GPU and on a CPU (base on
-    #: 2 cores: 1.0-1.4x the rate of batch 1, whose blocks are too few to share among threads; peak RSS 0.95 GB
-    #: against 0.52 GB, benchmarks/predict.py --batch-size).
+    #: Windows per forward pass (windowed scoring); None: :data:`DEFAULT_BATCH_SIZE`, 8, on a GPU and on a CPU too
+    #: (batch 1 has too few blocks to share among threads; benchmarks/RESULTS.md, benchmarks/predict.py).
     batch_size: Annotated[int, pydantic.Field(ge=1)] | None = None
     #: ``auto``: continuous for a streamable model, overlapping windows otherwise; or force one.
     scoring: ScoringMode = "auto"

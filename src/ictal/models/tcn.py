@@ -1,13 +1,12 @@
 """TCN encoder: EEG at 256 Hz to feature frames at 16 Hz with a ~6 s receptive field.
 
 The reference V3 runs 8 dilated convolutions (kernel 7, dilation 2^i, widths 64-128-256-512 twice) at the full
-256 Hz rate and only then downsamples by 16; on CPU that stack cost 0.42 s of the model's 0.61 s per window
-(about 40 GMAC per 60 s window). This encoder keeps the same 8 layers, kernel, receptive field and output frame
-rate, but decimates *between* the layers: layer ``i`` still spans ``2^i`` input samples per tap, realised as a
-dilation of ``2^i / r`` at a rate already reduced by ``r``. Layers with short dilations (fine temporal detail)
-run at 256 Hz and are narrow; the wide layers run at 64 Hz and 16 Hz, where a tap costs 4x/16x less.
-``benchmarks/tcn.py`` measures both designs in one run; on 2 shared CPU threads it gave 64 ms vs 2,351 ms per
-window forward (37x) and 254 ms vs 5,558 ms forward+backward (22x), with 2.5 vs 50.5 GMAC per window.
+256 Hz rate and only then downsamples by 16, most of the model's cost on a CPU. This encoder keeps the same 8
+layers, kernel, receptive field and output frame rate, but decimates *between* the layers: layer ``i`` still
+spans ``2^i`` input samples per tap, realised as a dilation of ``2^i / r`` at a rate already reduced by ``r``.
+Layers with short dilations (fine temporal detail) run at 256 Hz and are narrow; the wide layers run at 64 Hz and
+16 Hz, where a tap costs 4x/16x less (``benchmarks/tcn.py`` measures both designs in one run; figures in
+``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations

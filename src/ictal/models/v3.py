@@ -52,7 +52,7 @@ from ictal.models.graph import (
     gcn_propagation,
     pair_similarity,
 )
-from ictal.models.mamba2 import BiMamba2, Mamba2, Mamba2State, norm_in_float32
+from ictal.models.mamba.mamba2 import BiMamba2, Mamba2, Mamba2State, norm_in_float32
 from ictal.models.tcn import TCNEncoder
 
 
@@ -83,7 +83,7 @@ def _unpool_time(x: torch.Tensor, factor: int, length: int) -> torch.Tensor:
 class ForwardMamba2(nn.Module):
     """Forward-only residual Mamba2 block of a streamable model: ``x + M(RMSNorm(x))``, causal in time.
 
-    The causal twin of :class:`~ictal.models.mamba2.BiMamba2` (same norm and residual, one direction), whose
+    The causal twin of :class:`~ictal.models.mamba.mamba2.BiMamba2` (same norm and residual, one direction), whose
     state can be carried from one chunk of a recording to the next. x: ``(B, L, d_model) -> (B, L, d_model)``.
     """
 

@@ -1,4 +1,4 @@
-"""The preprocessing chain shared by training, evaluation and inference (system.md stage 2).
+"""The preprocessing chain shared by training, evaluation and inference (the reference system's defaults).
 
     raw (C, T_in) µV at sfreq  ->  resample to 256 Hz (polyphase)  ->  band-pass 0.5-120 Hz (Butterworth, order 3)
     ->  notch 60 Hz (Q 30)  ->  per-channel z-score  ->  clip to +-10 sigma  ->  NaN/Inf to 0  ->  float32 (C, T)
@@ -6,7 +6,7 @@
 Every step is a field of :class:`PreprocessConfig`. Filters are causal second-order sections (``sosfilt``): one
 cascade for band-pass and notch, so the same chain can run chunk by chunk carrying its filter state and give the
 same numbers as the whole recording (the streaming issue relies on this). Resampling is polyphase
-(``resample_poly``): FFT resampling of an awkward length (3,593 s) was ~30x slower.
+(``resample_poly``): FFT resampling of an awkward length is much slower (``benchmarks/preprocess.py``).
 
 >>> x256 = preprocess(rec.data, rec.sfreq, PreprocessConfig())   # (19, T) z-units at 256 Hz
 """

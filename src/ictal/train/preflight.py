@@ -268,7 +268,7 @@ def run_preflight(cfg: IctalConfig, *, steps: int = 2) -> PreflightReport:
     from ictal.data.cache import CacheParams, check_cache
     from ictal.data.sampling import make_sampler
     from ictal.devices import resolve_device
-    from ictal.models.mamba2 import mamba_backend
+    from ictal.models.mamba.mamba2 import mamba_backend
     from ictal.train.precision import resolve_precision
     from ictal.train.trainer import default_run_dir
 

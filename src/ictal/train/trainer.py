@@ -42,7 +42,7 @@ from ictal.errors import IctalError
 from ictal.io.atomic import write_text_atomic
 from ictal.io.json_files import write_json_atomic
 from ictal.models.debug import NonFiniteError, describe_non_finite, detect_non_finite
-from ictal.models.mamba2 import mamba_backend
+from ictal.models.mamba.mamba2 import mamba_backend
 from ictal.models.v3 import V3Detector, build_v3
 from ictal.provenance import training_facts
 from ictal.train.checkpoint import (

@@ -1,14 +1,13 @@
 """Independent blocks of work on CPU worker threads, one intra-op thread each: :func:`map_blocks`.
 
 Why: a Mamba2 layer's PyTorch path runs its sequences in small blocks that stay in the CPU caches
-(:meth:`ictal.models.mamba2.Mamba2.block_sequences`), and most of a block's steps are small elementwise kernels and
-matrix products that do not split well across intra-op threads. Blocks are independent, so each core can take
-whole blocks instead: one worker thread per intra-op thread the caller has, each computing with one thread.
-PyTorch's operators release the GIL while they compute, so the workers overlap outside their Python steps.
-Measured on 2 cores (``benchmarks/model.py --serial-blocks`` and separate processes alternated): the base model's
-forward + backward at batch 4 1.14-1.47x faster, its batch-8 forward 1.11-1.34x; its batch-1 forward, with only
-7-14 blocks per layer, ran slower on workers, hence :data:`MIN_BLOCKS_PER_WORKER`. BiMamba2's inference path makes
-tasks of equal work instead (each block's two directions) and passes ``min_blocks_per_worker=1``.
+(:meth:`ictal.models.mamba.mamba2.Mamba2.block_sequences`), and most of a block's steps are small elementwise
+kernels and matrix products that do not split well across intra-op threads. Blocks are independent, so each core
+can take whole blocks instead: one worker thread per intra-op thread the caller has, each computing with one
+thread. PyTorch's operators release the GIL while they compute, so the workers overlap outside their Python
+steps. With too few blocks per worker it is slower, hence :data:`MIN_BLOCKS_PER_WORKER` (``benchmarks/model.py
+--serial-blocks``, figures in ``benchmarks/RESULTS.md``). BiMamba2's inference path makes tasks of equal work
+instead (each block's two directions) and passes ``min_blocks_per_worker=1``.
 
 The workers run each block under the caller's grad mode, inference mode and CPU autocast state (those are
 per-thread in PyTorch). Results come back in the blocks' order, and every block is computed as it would be
@@ -37,8 +36,7 @@ R = TypeVar("R")
 
 
 #: Fewest blocks per worker for which map_blocks uses the workers. With fewer, the last blocks leave a core idle
-#: and each block loses its intra-op threads: measured on 2 cores, the base model's batch-1 forward (7 and 14
-#: blocks per layer) ran slower on workers, batch 8 (51 and 106) 1.11-1.34x faster.
+#: and each block loses its intra-op threads (benchmarks/RESULTS.md: batch 1 slower on workers, batch 8 faster).
 MIN_BLOCKS_PER_WORKER = 8
 
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}

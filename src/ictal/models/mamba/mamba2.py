@@ -13,18 +13,18 @@ path:
 
 Dispatch: with `use_kernels=None` (default) the mamba_ssm Triton kernels are used when `mamba_ssm` imports and
 the input is a CUDA float32/float16/bfloat16 tensor, and on a CPU the scan runs as the plain recurrence compiled by
-numba, forward and backward (`ictal.models.cpu_scan`: 3-4.6x faster than the SSD scan forward, 1.3-2x forward and
-backward); `use_kernels=False` (or ``ICTAL_CPU_SCAN=0``) always uses the PyTorch SSD path, the reference;
+numba, forward and backward (`ictal.models.mamba.cpu_scan`); `use_kernels=False` (or ``ICTAL_CPU_SCAN=0``,
+``ICTAL_FORCE_REFERENCE_SCAN=1``) always uses the PyTorch SSD path, the reference;
 `use_kernels=True` requires the CUDA kernels and raises otherwise. `mamba_backend()` names the active path.
 
 The PyTorch path is written for CPU memory traffic, which is where its time goes (the layers' arithmetic is small):
 sequences run in blocks that stay in the caches (BiMamba2: norm and both directions per block), shared among worker
-threads when there are many (`ictal.models.parallel`; BiMamba2's inference gives each block's two directions to two
-workers); the causal conv + SiLU and the gated norm + out_proj are autograd Functions with hand-written backward
-passes (fewer passes over the activations than autograd's); the scan is `ssd.ssd_chunked_scan` (its factorised path:
-one C B^T per chunk shared by all heads); large training calls recompute their blocks in the backward pass instead
-of keeping their activations (`recompute_above_mb`). Every broadcast runs along a long contiguous axis: CPU kernels
-slow down several times otherwise.
+threads when there are many (`ictal.models.mamba.parallel`; BiMamba2's inference gives each block's two directions
+to two workers); the causal conv + SiLU and the gated norm + out_proj are autograd Functions with hand-written
+backward passes (fewer passes over the activations than autograd's); the scan is `ssd.ssd_chunked_scan` (its
+factorised path: one C B^T per chunk shared by all heads); large training calls recompute their blocks in the
+backward pass instead of keeping their activations (`recompute_above_mb`). Every broadcast runs along a long
+contiguous axis: CPU kernels slow down several times otherwise.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from ictal.config.env import FORCE_REFERENCE_SCAN, env_flag
-from ictal.models.cpu_scan import cpu_scan_available, selective_scan_cpu
-from ictal.models.parallel import map_blocks
-from ictal.models.ssd import backward_without_autocast, scan_dtype, ssd_chunked_scan
+from ictal.models.mamba.cpu_scan import cpu_scan_available, selective_scan_cpu
+from ictal.models.mamba.parallel import map_blocks
+from ictal.models.mamba.ssd import backward_without_autocast, scan_dtype, ssd_chunked_scan
 
 __all__ = [
     "CPU_SCAN_BACKEND",
@@ -107,7 +107,7 @@ def _cpu_scan_applies(device: torch.device) -> bool:
 
 
 def mamba_backend(module_or_device: nn.Module | torch.device | str) -> str:
-    """Which Mamba path runs: "mamba_ssm CUDA kernels", "numba CPU scan" (`ictal.models.cpu_scan`, on a CPU where
+    """Which Mamba path runs: "mamba_ssm CUDA kernels", "numba CPU scan" (`ictal.models.mamba.cpu_scan`, on a CPU where
     numba imports) or "PyTorch SSD reference".
 
     For a module: the device of its parameters and the `use_kernels` setting of its Mamba2 layers (the
@@ -155,8 +155,8 @@ class Mamba2State:
 
 
 def inverse_rms(t: Tensor, eps: float) -> Tensor:
-    """1 / sqrt(mean(t^2) + eps) over the last axis: (..., d) -> (...). One fused reduction (vector_norm): on CPU
-    3-10x faster than a squared copy reduced by a matrix-vector product, for rows of 8 to 128 values."""
+    """1 / sqrt(mean(t^2) + eps) over the last axis: (..., d) -> (...). One fused reduction (vector_norm): on a
+    CPU much faster than a squared copy reduced by a matrix-vector product, for short rows."""
     return torch.rsqrt(torch.linalg.vector_norm(t, dim=-1).square() / t.shape[-1] + eps)
 
 
@@ -342,7 +342,7 @@ class Mamba2(nn.Module):
         return ssd_chunked_scan(x, dt, a, b, c, self.D, self.chunk_size, initial)
 
     def _runs_cpu_scan(self, xbc: Tensor) -> bool:
-        """Whether this call's scan runs compiled (`ictal.models.cpu_scan`): on a CPU, numba present, and neither
+        """Whether this call's scan runs compiled (`ictal.models.mamba.cpu_scan`): on a CPU, numba present, and neither
         `use_kernels=False` nor ``ICTAL_CPU_SCAN=0`` asking for the SSD scan."""
         return self.use_kernels is not False and _cpu_scan_applies(xbc.device)
 
@@ -369,7 +369,7 @@ class Mamba2(nn.Module):
         On the PyTorch path a large batch runs in blocks of sequences (`block_sizes`): every intermediate
         of a block stays in the CPU caches and out of freshly mapped memory, which made the layer several
         times faster on CPU than one pass over the whole batch; calls with many blocks share them among worker
-        threads (`ictal.models.parallel.map_blocks`). Sequences are independent, so the result is the same up to
+        threads (`ictal.models.mamba.parallel.map_blocks`). Sequences are independent, so the result is the same up to
         float rounding."""
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"Mamba2 expects (B, L, {self.d_model}) input, got {tuple(x.shape)}")

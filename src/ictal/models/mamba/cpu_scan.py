@@ -2,17 +2,14 @@
 
     h_t = exp(dt_t * A) * h_{t-1} + dt_t * x_t B_t^T        y_t = h_t C_t + D * x_t      (per sequence and head)
 
-Why a second evaluation beside the chunked SSD scan (`ictal.models.ssd`): on a CPU the SSD algorithm's time goes
+Why a second evaluation beside the chunked SSD scan (`ictal.models.mamba.ssd`): on a CPU the SSD algorithm's time goes
 into memory traffic (per-chunk states as large as the input, many small matrix products and elementwise passes), not
 arithmetic. Step by step, a head's (headdim x d_state) state stays in the L1 cache, every input is read once, and
 the innermost loop runs over contiguous channels, which the compiler vectorises. The backward pass runs the adjoint
 recurrence backwards in time, recomputing the states of each 16-step segment from a state the forward pass kept.
-Measured on one thread of a 2-core machine (``python benchmarks/scan.py``; ``benchmarks/model.py --ssd-scan`` gives
-the whole model's figures), per block of the base model's sequences: node stream (3 x 960 frames) forward 0.92-1.17 ms
-against the SSD scan's 3.6-4.5 ms (3.3-4.6x), forward + backward 6.0 against 15.7 ms (2.6x); edge stream (13 x 960)
-forward 1.05-1.15 against 3.4-3.6 ms (3.1-3.4x), forward + backward 7.6 against 16.3 ms (2.1x). Both compute the same
-recurrence in the same float precision; the tests hold them to each other (outputs and gradients), to a naive
-per-step loop and to gradcheck.
+It is several times faster than the SSD scan per block (``benchmarks/scan.py``, figures in
+``benchmarks/RESULTS.md``). Both compute the same recurrence in the same float precision; the tests hold them to
+each other (outputs and gradients), to a naive per-step loop and to gradcheck.
 
 numba (a well-kept JIT compiler for numerical Python, no C compiler needed) compiles each kernel on its first call
 in a process (about a second; its compiler stays resident, some 100-250 MB). Without numba, or with
@@ -46,10 +43,10 @@ def cpu_scan_available() -> bool:
 
 @functools.cache
 def _kernels() -> Any:
-    """The compiled kernels' module (`ictal.models.cpu_scan_kernels`), or None without numba (looked up once per
+    """The compiled kernels' module (`ictal.models.mamba.cpu_scan_kernels`), or None without numba (looked up once per
     process; numba compiles each kernel per dtype and array layout on first use)."""
     try:
-        from ictal.models import cpu_scan_kernels
+        from ictal.models.mamba import cpu_scan_kernels
     except Exception:  # numba not installed, or a broken llvmlite: the SSD scan runs instead
         return None
     return cpu_scan_kernels
@@ -123,7 +120,8 @@ def selective_scan_cpu(
     sizes before ``softplus(dt_raw + dt_bias)``; dt_bias, d: (H,); a: (H,) negative decay rates; initial: (B, H, P, N)
     state or None (zeros). Computes in float64 for float64 inputs, float32 otherwise (like the SSD scan), with
     autocast off. Returns y (B, L, H*P) in the compute dtype and the final state (B, H, P, N). Runs in the calling
-    thread, on one core, without the GIL (callers run blocks of sequences on several threads: `ictal.models.parallel`).
+    thread, on one core, without the GIL (callers run blocks of sequences on several threads:
+    `ictal.models.mamba.parallel`).
     """
     if _kernels() is None:
         raise RuntimeError("selective_scan_cpu needs numba; install it (pip install numba) or use ssd_chunked_scan")

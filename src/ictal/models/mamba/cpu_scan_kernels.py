@@ -1,4 +1,4 @@
-"""The compiled kernels of `ictal.models.cpu_scan` (imported only where numba is installed).
+"""The compiled kernels of `ictal.models.mamba.cpu_scan` (imported only where numba is installed).
 
 numba compiles each on its first call in a process, per dtype and array layout. Flags: ``contract`` (fused
 multiply-add) and, in the backward pass, ``reassoc`` (so that its sums over channels vectorise); no assumptions
