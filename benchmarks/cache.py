@@ -30,11 +30,11 @@ from ictal.data.cache import list_cached
 from ictal.data.cache_build import build_cache
 from ictal.data.config import DataConfig
 from ictal.data.corpus import discover_corpus
-from ictal.data.synthetic import SyntheticConfig, generate_corpus
 from ictal.data.windows import WindowDataset
 from ictal.io.annotations import intervals_to_mask, read_annotations
 from ictal.io.edf import read_edf
 from ictal.signal.preprocess import PreprocessConfig, preprocess
+from ictal.synthetic.corpus import SyntheticConfig, generate_corpus
 
 WINDOW, STRIDE, FS = 15360, 2560, 256
 

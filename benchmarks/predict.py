@@ -50,9 +50,9 @@ def write_long_edf(path: Path, hours: float, source_minutes: float, seed: int = 
 
     Only the short block is ever in memory: its data records are appended to the file as many times as needed.
     """
-    from ictal.data.synthetic_signal import SOURCE_CHANNELS, synthesize_recording
     from ictal.io.channels import CANONICAL_19
     from ictal.io.edf_write import write_edf
+    from ictal.synthetic.signal import SOURCE_CHANNELS, synthesize_recording
 
     block_s = max(60, int(round(source_minutes * 60)))
     rec = synthesize_recording(block_s, SFREQ, 2, np.random.default_rng(seed))

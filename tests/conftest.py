@@ -17,7 +17,7 @@ SYNTHETIC_MINUTES = (1.0, 3.0)
 @pytest.fixture(scope="session")
 def synthetic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Root of a tiny synthetic corpus (``train/ dev/ eval/`` below it). Read-only: copy it before changing it."""
-    from ictal.data.synthetic import SyntheticConfig, generate_corpus
+    from ictal.synthetic.corpus import SyntheticConfig, generate_corpus
 
     root = tmp_path_factory.mktemp("synthetic") / "corpus"
     generate_corpus(

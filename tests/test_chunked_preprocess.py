@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ictal.data.synthetic_signal import SOURCE_CHANNELS, synthesize_recording
 from ictal.io.channels import CANONICAL_19
 from ictal.io.edf import open_edf, read_edf
 from ictal.io.edf_write import write_edf
@@ -27,6 +26,7 @@ from ictal.signal.chunked import (
     recording_stats,
 )
 from ictal.signal.preprocess import PreprocessConfig, apply_filters, channel_stats, normalise, preprocess, resample
+from ictal.synthetic.signal import SOURCE_CHANNELS, synthesize_recording
 
 RATES = (250.0, 256.0, 400.0, 512.0)
 

@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 from ictal.cli.main import app
 from ictal.config.schema import config_from_dict
-from ictal.data.synthetic_signal import SOURCE_CHANNELS, synthesize_recording
 from ictal.infer.evaluate import EvaluationError
 from ictal.infer.predict import (
     TSV_COLUMNS,
@@ -36,6 +35,7 @@ from ictal.io.edf_write import write_edf
 from ictal.models.config import V3Config
 from ictal.models.v3 import build_v3
 from ictal.post.events import SeizureEvent
+from ictal.synthetic.signal import SOURCE_CHANNELS, synthesize_recording
 from ictal.train.checkpoint import CHECKPOINT_FORMAT, load_model, save_checkpoint
 
 

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from ictal.cli.main import app
 from ictal.config.schema import IctalConfig, config_from_dict
-from ictal.data.synthetic_signal import SOURCE_CHANNELS, synthesize_recording
 from ictal.infer.predict import PredictConfig, predict_recording, resolve_threshold
 from ictal.infer.scorers import ContinuousScorer, WindowedScorer, make_scorer, score_signal
 from ictal.infer.stream import StreamEvent, stream_recording
@@ -27,6 +26,7 @@ from ictal.post.config import PostConfig
 from ictal.post.events import detect_events
 from ictal.signal.chunked import ArraySource, OnlinePreprocessor, preprocess_chunked
 from ictal.signal.preprocess import PreprocessConfig, preprocess
+from ictal.synthetic.signal import SOURCE_CHANNELS, synthesize_recording
 from ictal.train.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 
 WINDOW, STRIDE = 2560, 1280  # 10 s / 5 s at 256 Hz: short windows keep the tests fast

@@ -1,4 +1,4 @@
-"""ictal.data.synthetic / synthetic_signal: TUSZ layout and formats, reproducibility, and the signal's design
+"""ictal.synthetic.corpus / synthetic_signal: TUSZ layout and formats, reproducibility, and the signal's design
 (seizures with a 3-8 Hz peak, artifacts with more line length than seizures)."""
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ import pytest
 from scipy import signal as sps
 from typer.testing import CliRunner
 
-from ictal.data.synthetic import (
+from ictal.errors import ConfigError, IctalError
+from ictal.io.annotations import read_annotations
+from ictal.io.channels import clean_label
+from ictal.synthetic.corpus import (
     BIPOLAR_CHANNELS,
     CorpusSummary,
     SyntheticConfig,
@@ -24,10 +27,7 @@ from ictal.data.synthetic import (
     plan_corpus,
     read_corpus_summary,
 )
-from ictal.data.synthetic_signal import SCALP, SOURCE_CHANNELS, place_seizures, synthesize_recording
-from ictal.errors import ConfigError, IctalError
-from ictal.io.annotations import read_annotations
-from ictal.io.channels import clean_label
+from ictal.synthetic.signal import SCALP, SOURCE_CHANNELS, place_seizures, synthesize_recording
 
 # Small enough to generate in about a second, large enough to hold every case (>= 4 sessions: all 4 rates).
 TINY = SyntheticConfig(patients=4, hours=0.3, seed=0, recording_minutes=(1.5, 3.0))

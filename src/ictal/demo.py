@@ -27,7 +27,6 @@ from rich.table import Table
 from ictal.config.schema import IctalConfig, config_from_dict, parse_overrides
 from ictal.data.cache_build import BuildReport, build_cache, format_report
 from ictal.data.config import DataConfig
-from ictal.data.synthetic import CorpusSummary, generate_corpus, is_synthetic_corpus, read_corpus_summary
 from ictal.infer.evaluate import (
     EvaluationResult,
     evaluate_split,
@@ -37,6 +36,7 @@ from ictal.infer.evaluate import (
     write_plots,
 )
 from ictal.signal.preprocess import PreprocessConfig
+from ictal.synthetic.corpus import CorpusSummary, generate_corpus, is_synthetic_corpus, read_corpus_summary
 
 SPLITS = ("train", "dev", "eval")
 

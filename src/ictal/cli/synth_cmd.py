@@ -1,4 +1,4 @@
-"""``ictal synth OUT_DIR``: write a seeded synthetic corpus with TUSZ's layout (see :mod:`ictal.data.synthetic`)."""
+"""``ictal synth OUT_DIR``: write a seeded synthetic corpus with TUSZ's layout (see :mod:`ictal.synthetic.corpus`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ictal.errors import IctalError
 from ictal.progress import progress_bar
 
 if TYPE_CHECKING:
-    from ictal.data.synthetic import CorpusSummary, SyntheticFile
+    from ictal.synthetic.corpus import CorpusSummary, SyntheticFile
 
 
 class _FileRateColumn(ProgressColumn):
@@ -62,7 +62,7 @@ def synth(
 ) -> None:
     """Generate a synthetic TUSZ-like corpus: EDF + .csv + .csv_bi per recording, seizures and artifacts."""
     # Imported here: the generator loads SciPy, which `ictal --help` and the other commands need not wait for.
-    from ictal.data.synthetic import check_out_dir, generate_corpus
+    from ictal.synthetic.corpus import check_out_dir, generate_corpus
 
     console = Console()
     started = time.perf_counter()

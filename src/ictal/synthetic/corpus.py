@@ -9,7 +9,7 @@ seconds (5-20 min by default), grouped into 1-3 sessions per patient; each sessi
 (``01_tcp_ar``, ``02_tcp_le``, ``03_tcp_ar_a``) and one EEG rate (250/256/400/512 Hz), all of them present
 when there are enough sessions. Some ``01_tcp_ar``/``03_tcp_ar_a`` files lack Fz and Pz, some have header
 quirks, all have non-EEG channels (some at another rate). About half the recordings hold 1-3 seizures; every
-split holds at least one. The signal is :mod:`ictal.data.synthetic_signal`.
+split holds at least one. The signal is :mod:`ictal.synthetic.signal`.
 
 Reproducible: the plan comes from ``SeedSequence(seed, spawn_key=(0,))`` and file ``i`` from
 ``SeedSequence(seed, spawn_key=(1, i))``, so files can be generated in any order or in parallel and the same
@@ -33,24 +33,24 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import ConfigDict, Field, model_validator, with_config
 
-from ictal.data.synthetic_signal import (
-    SCALP,
-    SOURCE_CHANNELS,
-    ArtifactEvent,
-    RecordingSignal,
-    SeizureEvent,
-    SignalConfig,
-    synthesize_recording,
-)
 from ictal.errors import ConfigError, IctalError
 from ictal.io.annotations import Annotation, Event, term_annotation, write_annotations
 from ictal.io.edf_write import QUIRK_NAMES, EdfQuirks, write_edf
 from ictal.io.json_files import write_json_atomic
+from ictal.synthetic.signal import (
+    SCALP,
+    SOURCE_CHANNELS,
+    ArtifactEvent,
+    RecordingSignal,
+    SignalConfig,
+    SyntheticSeizure,
+    synthesize_recording,
+)
 
 SPLITS: tuple[str, ...] = ("train", "dev", "eval")
 MONTAGES: tuple[str, ...] = ("01_tcp_ar", "02_tcp_le", "03_tcp_ar_a")
 #: Generator marker in ``corpus.json``: a folder holding it may be regenerated without ``overwrite``.
-GENERATOR = "ictal.data.synthetic"
+GENERATOR = "ictal.synthetic.corpus"
 SUMMARY_NAME = "corpus.json"
 
 _MONTAGE_WEIGHTS = (0.5, 0.3, 0.2)
@@ -166,7 +166,7 @@ class SyntheticFile:
     labels: tuple[str, ...]
     missing: tuple[str, ...]
     quirks: tuple[str, ...]
-    seizures: tuple[SeizureEvent, ...]
+    seizures: tuple[SyntheticSeizure, ...]
     artifacts: tuple[ArtifactEvent, ...]
 
     @property
@@ -429,7 +429,7 @@ def _header_text(bname: str, duration: float) -> list[tuple[str, str]]:
     return [("version", "csv_v1.0.0"), ("bname", bname), ("duration", f"{duration:.4f} secs")]
 
 
-def channel_annotation(seizures: Sequence[SeizureEvent], montage: str, duration: float, bname: str) -> Annotation:
+def channel_annotation(seizures: Sequence[SyntheticSeizure], montage: str, duration: float, bname: str) -> Annotation:
     """The ``.csv`` annotation: per bipolar channel, seizure rows from the time the channel is involved (the
     earlier of its two electrodes) to the seizure's end, ``bckg`` rows in between."""
     events: list[Event] = []
@@ -521,7 +521,7 @@ def _file_from_json(d: dict[str, Any]) -> SyntheticFile:
         labels=tuple(d["labels"]),
         missing=tuple(d["missing"]),
         quirks=tuple(d["quirks"]),
-        seizures=tuple(SeizureEvent(**s) for s in d["seizures"]),
+        seizures=tuple(SyntheticSeizure(**s) for s in d["seizures"]),
         artifacts=tuple(ArtifactEvent(k, s, e, tuple(c)) for k, s, e, c in d["artifacts"]),
     )
 

@@ -129,7 +129,7 @@ class SignalConfig:
 
 
 @dataclass(frozen=True)
-class SeizureEvent:
+class SyntheticSeizure:
     """One synthetic seizure. Times in seconds from the recording start.
 
     ``electrode_onsets`` maps every involved electrode (SCALP names) to the time its discharge starts; the
@@ -166,7 +166,7 @@ class RecordingSignal:
 
     rate: float
     data: np.ndarray
-    seizures: list[SeizureEvent]
+    seizures: list[SyntheticSeizure]
     artifacts: list[ArtifactEvent]
 
     @property
@@ -465,7 +465,7 @@ def place_seizures(
 
 def _seizure(
     rng: np.random.Generator, x: np.ndarray, rate: float, start: float, stop: float, label: str, cfg: SignalConfig
-) -> SeizureEvent:
+) -> SyntheticSeizure:
     """Add one rhythmic, evolving, spreading discharge on the samples of ``[start, stop)``."""
     n = x.shape[1]
     i0 = max(0, math.ceil(start * rate - 1e-9))
@@ -532,7 +532,7 @@ def _seizure(
     x[rows, i0:i1] -= ((weights[rows, None] * join) * (envelope * wave)).astype(np.float32)  # surface-negative
 
     onsets = {SCALP[r]: round(start + float(delays[r]), 4) for r in rows}
-    return SeizureEvent(start, stop, label, focus, onsets, peak, f_start, f_end)
+    return SyntheticSeizure(start, stop, label, focus, onsets, peak, f_start, f_end)
 
 
 # ----------------------------------------------------------------------------------------------------------
