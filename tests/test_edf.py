@@ -14,12 +14,10 @@ import numpy as np
 import pytest
 
 from ictal.errors import EdfReadError
-from ictal.io.channels import CANONICAL_19, clean_label
+from ictal.io.channels import CANONICAL_19, ELECTRODE_POSITIONS_MM, clean_label, interpolation_weights
 from ictal.io.edf import (
-    ELECTRODE_POSITIONS_MM,
     EdfRepairWarning,
     EegRecording,
-    interpolation_weights,
     open_edf,
     read_edf,
     read_many,
@@ -365,7 +363,7 @@ def test_interpolation_weights_match_mne_spline() -> None:
     assert present[int(np.argmax(weights[0]))] in {"Cz", "F3", "F4"}
     assert present[int(np.argmax(weights[1]))] in {"Cz", "P3", "P4"}
     interpolation = pytest.importorskip("mne.channels.interpolation")
-    from ictal.io.edf import _unit_sphere_positions
+    from ictal.io.channels import _unit_sphere_positions
 
     expected = interpolation._make_interpolation_matrix(
         _unit_sphere_positions(present), _unit_sphere_positions(("Fz", "Pz"))
