@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from ictal.cli.main import app
 from ictal.config.schema import config_from_dict
+from ictal.models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from ictal.models.v3 import build_v3
-from ictal.train.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 
 FS = 256
 

@@ -32,11 +32,11 @@ from ictal.io.annotations import read_annotations, term_annotation, write_annota
 from ictal.io.channels import CANONICAL_19
 from ictal.io.edf import read_edf, recording_from_mne
 from ictal.io.edf_write import write_edf
+from ictal.models.checkpoint import CHECKPOINT_FORMAT, load_model, save_checkpoint
 from ictal.models.config import V3Config
 from ictal.models.v3 import build_v3
 from ictal.post.events import SeizureEvent
 from ictal.synthetic.signal import SOURCE_CHANNELS, synthesize_recording
-from ictal.train.checkpoint import CHECKPOINT_FORMAT, load_model, save_checkpoint
 
 
 def _edf(path: Path, seconds: int, rate: float, seed: int) -> tuple[Path, list[tuple[float, float]]]:

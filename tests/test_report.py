@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from ictal.cli.main import app
 from ictal.config.schema import config_from_dict
 from ictal.infer.evaluate import evaluate_split, split_traces, write_evaluation, write_plots
+from ictal.models.checkpoint import CHECKPOINT_FORMAT, load_model, save_checkpoint
 from ictal.models.v3 import build_v3
 from ictal.report.html import build_report, write_report
-from ictal.train.checkpoint import CHECKPOINT_FORMAT, load_model, save_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from ictal.io.annotations import intervals_to_mask
 from ictal.io.channels import CANONICAL_19
 from ictal.io.edf import read_edf
 from ictal.io.edf_write import write_edf
+from ictal.models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from ictal.models.config import V3Config
 from ictal.models.line_length import line_length_trace
 from ictal.models.v3 import V3Detector, build_v3
@@ -27,7 +28,6 @@ from ictal.post.events import detect_events
 from ictal.signal.chunked import ArraySource, OnlinePreprocessor, preprocess_chunked
 from ictal.signal.preprocess import PreprocessConfig, preprocess
 from ictal.synthetic.signal import SOURCE_CHANNELS, synthesize_recording
-from ictal.train.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 
 WINDOW, STRIDE = 2560, 1280  # 10 s / 5 s at 256 Hz: short windows keep the tests fast
 

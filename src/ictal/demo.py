@@ -152,7 +152,7 @@ def stage_train(run: DemoRun, cfg: IctalConfig, console: Console) -> Path:
 
 def stage_evaluate(run: DemoRun, cfg: IctalConfig, checkpoint: Path, console: Console) -> dict[str, EvaluationResult]:
     """Model and line-length baseline: thresholds chosen on dev, applied unchanged to eval."""
-    from ictal.train.checkpoint import load_model
+    from ictal.models.checkpoint import load_model
 
     t0 = time.perf_counter()
     model, checkpoint_cfg, meta = load_model(checkpoint, "cpu")
@@ -180,7 +180,7 @@ def stage_evaluate(run: DemoRun, cfg: IctalConfig, checkpoint: Path, console: Co
 def stage_predict(run: DemoRun, cfg: IctalConfig, checkpoint: Path, console: Console) -> Path:
     """``predict`` on one eval recording (the EDF as a user would have it), at the dev 10 FA/24h threshold."""
     from ictal.infer.predict import find_recordings, predict_files, resolve_threshold
-    from ictal.train.checkpoint import load_model
+    from ictal.models.checkpoint import load_model
 
     t0 = time.perf_counter()
     model, _cfg, meta = load_model(checkpoint, "cpu")

@@ -1,4 +1,4 @@
-"""``ictal build-cache``, ``scan-cache`` and ``clean-cache``: the preprocessed cache (system.md stage 4).
+"""``ictal build-cache``, ``scan-cache`` and ``clean-cache``: the preprocessed cache.
 
 Thin wrappers over :mod:`ictal.data.cache_build`, :mod:`ictal.data.manifest` and :mod:`ictal.data.cache`.
 Settings come from the explicit options, then ``--config`` (its ``preprocess`` and ``data`` sections), then the

@@ -52,7 +52,7 @@ def evaluate(
     """Run the model over every recording of a cached split and score it with every scorer."""
     from ictal.devices import resolve_device
     from ictal.infer.evaluate import evaluate_split, read_thresholds, split_traces, write_evaluation, write_plots
-    from ictal.train.checkpoint import load_model
+    from ictal.models.checkpoint import load_model
 
     console = Console()
     try:

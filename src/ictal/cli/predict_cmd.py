@@ -58,8 +58,8 @@ def predict(
 
     from ictal.devices import resolve_device
     from ictal.infer.predict import PredictConfig, find_recordings, predict_files, resolve_threshold
+    from ictal.models.checkpoint import load_model
     from ictal.models.mamba.cpu_scan import cpu_scan_enabled
-    from ictal.train.checkpoint import load_model
 
     console = Console()
     try:

@@ -36,7 +36,7 @@ def stream(
     from ictal.infer.predict import resolve_threshold, window_samples
     from ictal.infer.scorers import ScoringMode
     from ictal.infer.stream import StatsMode, StreamEvent, stream_recording
-    from ictal.train.checkpoint import load_model
+    from ictal.models.checkpoint import load_model
 
     console = Console()
     stats_mode: StatsMode = checked("--stats", stats, StatsMode)

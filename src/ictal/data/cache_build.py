@@ -281,7 +281,7 @@ def build_cache(
         data_dir: TUSZ root or flat folder of EDFs (see :mod:`ictal.data.corpus`).
         cache_dir: the cache root; created when absent, checked against this run's parameters when present.
         split: ``train``/``dev``/``eval`` (``all`` for a flat folder).
-        preprocess, data: the configs whose values the cache records (defaults: system.md's).
+        preprocess, data: the configs whose values the cache records (defaults: the reference system's).
         workers: processes building files in parallel (1: in this process).
         shard: ``(i, n)``: build only files ``i::n`` of the split's sorted list.
         limit_files: build at most this many files (after sharding); for smoke runs.

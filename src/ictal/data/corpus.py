@@ -1,6 +1,6 @@
 """Find the recordings of a corpus, pair each EDF with its annotations, and keep the splits patient-disjoint.
 
-Two layouts are recognised (``tusz.md``):
+Two layouts are recognised:
 
 - **TUSZ**: ``<root>/{train,dev,eval}/<patient>/<session>_<year>/<montage>/<patient>_<session>_<token>.edf``
   (``<root>/edf/{train,dev,eval}`` is accepted too, as the corpus unpacks). Each recording belongs to the split

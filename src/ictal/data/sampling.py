@@ -1,4 +1,4 @@
-"""Which windows an epoch trains on: balanced sampling (system.md stage 6), seeded, shardable, resumable.
+"""Which windows an epoch trains on: balanced sampling (the reference system's ratios), seeded, shardable, resumable.
 
 :class:`BalancedWindowSampler` (``data.use_balanced_sampling: true``, the default) takes, every epoch,
 

@@ -1,0 +1,1 @@
+"""A trained model over recordings: trace scorers, evaluation on a cached split, prediction, streaming."""

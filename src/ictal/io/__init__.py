@@ -1,0 +1,1 @@
+"""Files in and out: EDF recordings and their channels, TUSZ annotations, atomic writes, JSON outputs."""

@@ -1,4 +1,4 @@
-"""Read an EDF recording as the 19 canonical EEG channels in microvolts (stage 1 of ``system.md``).
+"""Read an EDF recording as the 19 canonical EEG channels in microvolts.
 
 One call gives a documented object back::
 

@@ -2,7 +2,7 @@
 
 An EDF file is a 256-byte main header, 256 bytes per signal, then ``n_records`` data records of
 little-endian int16 samples (each record holds ``samples_per_record[i]`` samples of signal ``i`` in turn).
-Real files break the standard in known ways (``tusz.md``, "Header quirks"); :func:`read_edf_header`
+Real files break the standard in known ways (TUSZ's known header quirks); :func:`read_edf_header`
 repairs those it can, records each repair as one line in :attr:`EdfHeader.repairs`, and raises
 :class:`~ictal.errors.EdfReadError` naming the file for the rest. The user's file is only ever read.
 

@@ -5,7 +5,7 @@ An EDF file is a 256-byte main header, 256 bytes per signal, then ``n_records`` 
 taken from its data (rounded outwards to fit the 8-character field) and mapped onto the full digital range
 -32768..32767, so the quantisation step is ``(max - min) / 65535``.
 
-``quirks`` writes, on purpose, header defects seen in real TUSZ files (``tusz.md``, "Header quirks"), so readers
+``quirks`` writes, on purpose, header defects seen in real TUSZ files, so readers
 can be tested on them: a start date with ``:`` separators, the date ``00.00.00``, a non-ASCII NUL-padded patient
 field, a record count of ``-1``, a file cut in the middle of its last record.
 

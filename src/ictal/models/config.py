@@ -127,7 +127,7 @@ class GraphConfig:
 
 
 _PRESETS: dict[str, dict[str, Any]] = {
-    # The V3 sizes of system.md are the dataclass defaults.
+    # The reference V3's sizes are the dataclass defaults.
     "base": {},
     # Trains in minutes on 2 CPU cores: narrow layers, one Mamba layer per stream, sequence models at a
     # reduced frame rate (the pure-PyTorch scan dominates CPU time).

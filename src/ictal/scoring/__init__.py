@@ -1,0 +1,1 @@
+"""Scoring events against references: the NEDC v6 scorers, SzCORE, operating points, calibration."""

@@ -1,6 +1,6 @@
 """The NEDC v6 common step and the result types shared by the NEDC scorers (OVLP, TAES, EPOCH, DPALIGN).
 
-Common step, per file, for reference and hypothesis alike, as the NEDC tool v6.0.0 does it (``scoring.md``):
+Common step, per file, for reference and hypothesis alike, as the NEDC tool v6.0.0 does it:
 
 1. the rows sorted by start (ties by stop, then by their order in the file);
 2. a ``bckg`` filler wherever the previous row's stop (0 before the first row) and the next row's start differ

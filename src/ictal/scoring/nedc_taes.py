@@ -1,7 +1,7 @@
 """NEDC TAES (time-aligned event scoring), reproducing the reference tool v6.0.0 quirks included.
 
 Fractional credit per file and per label, walking the events after the common step in time order (the walk
-is spelled out in ``scoring.md``). The quirks kept on purpose, since conformance means the same numbers:
+is written out in :func:`taes_walk`). The quirks kept on purpose, since conformance means the same numbers:
 
 * ``anyovlp`` compares integer-second sets, ``range(int(start), int(stop) + 1)``: looser than strict overlap,
   so a hypothesis that only shares an integer second with a reference is scored against it and can give a
@@ -37,7 +37,7 @@ from ictal.scoring.common import (
 
 
 def taes_part(r_start: float, r_stop: float, h_start: float, h_stop: float) -> tuple[float, float]:
-    """``(hit, fa)`` credit of hypothesis ``h`` against reference ``r`` (the four cases of ``scoring.md``).
+    """``(hit, fa)`` credit of hypothesis ``h`` against reference ``r`` (the four cases of the NEDC tool).
 
     The sums are taken in the tool's order, so the fractions agree with it to the last bit.
     """
@@ -88,7 +88,7 @@ def taes_walk(
     h_stop: np.ndarray,
     strict: np.ndarray | None = None,
 ) -> tuple[float, float, float]:
-    """TAES ``(hit, miss, fa)`` of one label in one file, the walk of ``scoring.md``.
+    """TAES ``(hit, miss, fa)`` of one label in one file, the NEDC tool's walk.
 
     Args:
         r_start, r_stop: reference events of the label in timeline order, seconds, shape ``(n,)``.

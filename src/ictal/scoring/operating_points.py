@@ -5,7 +5,7 @@
 >>> ev = sweep_thresholds(eval_traces, 16.0, eval_refs, eval_durations, PostConfig(), thresholds=chosen.values())
 >>> operating_points(ev, chosen)        # {"ovlp_sensitivity_at_10fa": ..., "threshold_at_10fa": 0.62, ...}
 
-Choosing on ``dev`` and applying unchanged to ``eval`` is the protocol of ``scoring.md``; choosing on ``eval`` is
+Choosing on ``dev`` and applying unchanged to ``eval`` is the field's protocol; choosing on ``eval`` is
 a leak. :func:`operating_points` never re-chooses: it evaluates exactly the thresholds it is given, on whatever
 split the sweep was run on (a threshold outside the sweep's grid is post-processed and scored on demand).
 
@@ -17,7 +17,7 @@ post-processing setting (opening, closing, durations, merging) is the config's.
 
 Scores, all SEIZ and pooled over recordings: NEDC OVLP, TAES and EPOCH (``sensitivity`` a fraction,
 ``fa_per_24h`` false alarms per 24 h: events for OVLP, fractional events for TAES, false-alarm seconds per day for
-EPOCH, as ``scoring.md`` defines them), and SzCORE event scoring (pooled over recordings, not the EpilepsyBench
+EPOCH, as the NEDC tool defines them), and SzCORE event scoring (pooled over recordings, not the EpilepsyBench
 mean over subjects; ``fa_per_24h`` is false-positive events per 24 h). SzCORE goes through ``timescoring`` file by
 file, which is slow next to the vectorised NEDC scorers, so it is computed lazily: only at the thresholds
 :func:`operating_points` reports, or at every threshold when its curve is asked for
@@ -47,7 +47,7 @@ from ictal.scoring.nedc_ovlp import ovlp_counts
 from ictal.scoring.nedc_taes import taes_file_counts
 from ictal.scoring.szcore import SzcoreConfig, SzcoreCounts, score_szcore
 
-#: False-alarm targets (per 24 h) at which systems are compared (``scoring.md``).
+#: False-alarm targets (per 24 h) at which seizure detectors are compared.
 DEFAULT_TARGETS: tuple[float, ...] = (10.0, 5.0, 2.5, 1.0)
 #: Candidate thresholds: 0.02 to 0.98 in steps of 0.02, and a finer tail for the low false-alarm targets.
 DEFAULT_THRESHOLDS: np.ndarray = np.concatenate((np.round(np.arange(1, 50) * 0.02, 2), [0.99, 0.995, 0.999]))

@@ -1,0 +1,1 @@
+"""The preprocessing chain shared by training, evaluation and inference, whole or chunk by chunk."""

@@ -125,7 +125,7 @@ def preprocess(data: np.ndarray, sfreq: float, cfg: PreprocessConfig | None = No
     Args:
         data: (C, T_in) EEG in microvolts at ``sfreq`` (usually the 19 canonical channels).
         sfreq: input sampling rate in Hz.
-        cfg: the chain's parameters; defaults match system.md.
+        cfg: the chain's parameters; defaults are the reference system's.
 
     Returns:
         (C, T) float32 at ``cfg.target_sfreq`` (256 Hz), in z-units when ``cfg.zscore``, finite everywhere.

@@ -1,4 +1,5 @@
-"""Training (system.md stage 8): ``trainer`` (the loop, ``Trainer``/``train``), ``losses``, ``optim`` (AdamW
-groups, warm-up + cosine), ``precision``, ``distributed`` (torchrun/DDP), ``validation`` (``Validator``,
-``FrameValidator``, early stopping), ``checkpoint`` (atomic save, ``load_model``), ``preflight``, ``progress``.
+"""Training: ``trainer`` (the loop, ``Trainer``/``train``), ``losses``, ``optim`` (AdamW groups, warm-up +
+cosine), ``precision``, ``distributed`` (torchrun/DDP), ``validation`` (``Validator``, ``FrameValidator``, early
+stopping), ``checkpoint`` (generator states for resuming; the file format is ``ictal.models.checkpoint``),
+``preflight``, ``progress``.
 """

@@ -56,7 +56,7 @@ class TrainingConfig:
     #: Validate on dev every this many epochs (and always after the last one).
     val_every: Annotated[int, Field(ge=1)] = 1
     #: What validation measures: ``events`` scores dev as ``ictal evaluate`` does (stitched traces, post-processing,
-    #: NEDC OVLP sensitivity at 10 FA/24h, the early-stopping metric of system.md); ``frames`` is frame-level loss
+    #: NEDC OVLP sensitivity at 10 FA/24h, the reference system's early-stopping metric); ``frames`` is frame-level loss
     #: and AUROC (cheaper; also used when the dev labels hold no seizure).
     validation: Literal["events", "frames"] = "events"
     #: Write ``last.pt`` every this many steps within an epoch as well (0: at epoch ends only).

@@ -2,7 +2,7 @@
 
 Every dev recording is run through the model in overlapping windows and stitched into one trace; the traces
 are post-processed at every candidate threshold and scored with NEDC OVLP; the monitored value is the OVLP
-sensitivity at the threshold whose dev false-alarm rate is at most 10 per 24 h (system.md stage 8). On a small
+sensitivity at the threshold whose dev false-alarm rate is at most 10 per 24 h. On a small
 dev split that sensitivity moves in coarse steps, so the frame AUROC breaks ties (weight 1e-3, below one step).
 
 Runs on rank 0 only (the others return ``{}``; the trainer uses rank 0's metrics everywhere).

@@ -9,10 +9,24 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-if TYPE_CHECKING:
-    from ictal.train.trainer import StepInfo
+
+@dataclass
+class StepInfo:
+    """What one training batch did. ``skipped``: None (an optimizer step was taken), ``nonfinite_loss``,
+    ``nonfinite_grad`` or ``fp16_overflow`` (the loss scaler skipped it; normal now and then under fp16)."""
+
+    epoch: int
+    step: int
+    epoch_step: int
+    loss: float
+    grad_norm: float
+    lr: float
+    windows: int
+    skipped: str | None
+
 
 log = logging.getLogger("ictal.train")
 

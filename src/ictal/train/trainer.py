@@ -1,4 +1,4 @@
-"""The training loop (system.md stage 8): balanced windows, focal loss, AdamW, warm-up + cosine, mixed precision,
+"""The training loop: balanced windows, focal loss, AdamW, warm-up + cosine, mixed precision,
 non-finite steps skipped and diagnosed, validation and early stopping, atomic checkpoints, exact resume, DDP.
 
 >>> cfg = load_config("configs/smoke.yaml")
@@ -57,7 +57,7 @@ from ictal.train.distributed import DistContext, init_distributed
 from ictal.train.losses import make_loss
 from ictal.train.optim import WarmupCosineSchedule, make_optimizer
 from ictal.train.precision import Precision, resolve_precision
-from ictal.train.progress import ProgressReporter
+from ictal.train.progress import ProgressReporter, StepInfo
 from ictal.train.validation import EarlyStopping, FrameValidator, ValidationContext, Validator
 
 if TYPE_CHECKING:
@@ -103,21 +103,6 @@ def configure_determinism(deterministic: bool, device: torch.device) -> None:
         torch.backends.cudnn.deterministic = True
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-
-
-@dataclasses.dataclass
-class StepInfo:
-    """What one training batch did. ``skipped``: None (an optimizer step was taken), ``nonfinite_loss``,
-    ``nonfinite_grad`` or ``fp16_overflow`` (the loss scaler skipped it; normal now and then under fp16)."""
-
-    epoch: int
-    step: int
-    epoch_step: int
-    loss: float
-    grad_norm: float
-    lr: float
-    windows: int
-    skipped: str | None
 
 
 class TrainCallback:
