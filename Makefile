@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m ictal.demo --out demo-out
+	$(BIN)/ictal demo --out demo-out
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

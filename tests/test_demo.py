@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from ictal.cli.main import app
 from ictal.config.schema import parse_overrides
-from ictal.demo import main
 
 
 def test_parse_overrides() -> None:
@@ -19,17 +20,18 @@ def test_parse_overrides() -> None:
     }
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_overrides(["training.loss"])
-    with pytest.raises(SystemExit):  # the demo's --set reports it as a usage error
-        main(["--set", "training.loss"])
+    bad = CliRunner().invoke(app, ["demo", "--set", "training.loss"])  # a usage error, before any work
+    assert bad.exit_code == 2 and "--set" in bad.output and "KEY=VALUE" in bad.output
 
 
 @pytest.mark.slow
-def test_demo_runs_the_whole_chain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_runs_the_whole_chain(tmp_path: Path) -> None:
     out = tmp_path / "demo-out"
     args = ["--out", str(out), "--patients", "6", "--hours", "1.5", "--seed", "3", "--workers", "1"]
     args += ["--train-steps", "3", "--set", "data.window_s=20", "--set", "training.tensorboard=false"]
-    assert main(args) == 0
-    printed = capsys.readouterr().out
+    result = CliRunner().invoke(app, ["demo", *args])
+    assert result.exit_code == 0, result.output
+    printed = result.output
     assert "headline (synthetic eval, thresholds from dev)" in printed and "line length" in printed
     results = json.loads((out / "eval" / "results.json").read_text())
     for key in ("ovlp_sensitivity_at_10fa", "line_length_ovlp_sensitivity_at_10fa", "szcore_sensitivity_at_10fa"):

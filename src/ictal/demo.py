@@ -6,13 +6,12 @@ checkpoint best on dev events; evaluate on dev (thresholds chosen there)
 and on eval with the dev thresholds; the same for the line-length baseline; print the headline numbers. Every
 stage calls the same Python API as the CLI.
 
-    python -m ictal.demo --out demo-out [--patients 24 --hours 12 --seed 0 --workers 2 --train-steps 400
-                                        --train-minutes 8 --set training.loss=bce ...]
+    ictal demo --out demo-out [--patients 24 --hours 12 --seed 0 --workers 2 --train-steps 400
+                              --train-minutes 8 --set training.loss=bce ...]
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -24,7 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ictal.config.schema import IctalConfig, config_from_dict, parse_overrides
+from ictal.config.schema import IctalConfig, config_from_dict
 from ictal.data.cache_build import BuildReport, build_cache, format_report
 from ictal.data.config import DataConfig
 from ictal.infer.evaluate import (
@@ -246,31 +245,35 @@ def summary_table(run: DemoRun, reports: dict[str, BuildReport]) -> Table:
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ictal.demo", description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("demo-out"))
-    # 24 patients / 12 h: dev and eval each get ~2.4 h and ~10 seizures, so 10 FA/24h allows one false alarm and
-    # 90 % sensitivity does not hinge on one seizure (at 10 patients / 5 h eval had 3 seizures in 0.9 h).
-    parser.add_argument("--patients", type=int, default=24)
-    parser.add_argument("--hours", type=float, default=12.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--train-minutes", type=float, default=8.0, help="training budget (wall clock)")
-    parser.add_argument("--train-steps", type=int, default=400, help="optimizer steps (the schedule's length)")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config key of the run, e.g. --set training.loss=bce (repeatable; YAML values)",
-    )  # fmt: skip
-    args = parser.parse_args(argv)
+#: The demo's corpus: 24 patients / 12 h give dev and eval ~2.4 h and ~10 seizures each, so 10 FA/24h allows one
+#: false alarm and 90 % sensitivity does not hinge on one seizure.
+DEFAULT_PATIENTS = 24
+DEFAULT_HOURS = 12.0
+
+
+def run_demo(
+    out: Path = Path("demo-out"),
+    *,
+    patients: int = DEFAULT_PATIENTS,
+    hours: float = DEFAULT_HOURS,
+    seed: int = 0,
+    workers: int | None = None,
+    train_minutes: float = 8.0,
+    train_steps: int = 400,
+    overrides: dict[str, object] | None = None,
+    console: Console | None = None,
+) -> int:
+    """The whole chain on a synthetic corpus in ``out``; returns 0, or 1 when a recording failed to cache.
+
+    Args:
+        overrides: config keys of the run (``{"training.loss": "bce"}``), as ``--set`` gives them.
+    """
     # Training logs its start-up (sampler, Seizure ratio), heartbeats and validations through logging.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     # Logs and CI are not terminals: give tables room instead of rich's 80-column default.
-    console = Console() if sys.stdout.isatty() else Console(width=120)
-    run = DemoRun(args.out, args.patients, args.hours, args.seed, args.workers, args.train_minutes, args.train_steps)
-    try:
-        overrides = parse_overrides(args.set)
-    except ValueError as exc:
-        parser.error(f"--set {exc}")
+    console = console or (Console() if sys.stdout.isatty() else Console(width=120))
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    run = DemoRun(Path(out), patients, hours, seed, workers, train_minutes, train_steps)
     run.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     stage_corpus(run, console)
@@ -297,5 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # ``python -m ictal.demo ...`` is ``ictal demo ...``
+    from ictal.cli.main import app
+
+    app(["demo", *sys.argv[1:]], prog_name="ictal")

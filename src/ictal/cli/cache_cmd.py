@@ -9,7 +9,6 @@ window (scan-cache).
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -150,56 +149,28 @@ def scan_cache_command(
         raise typer.Exit(2)
 
 
-def _cache_files(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(files build-cache writes, other files) in a split folder."""
-    ours: list[Path] = []
-    other: list[Path] = []
-    for p in sorted(folder.rglob("*")):
-        if p.is_dir():
-            continue
-        mine = p.suffix in (".npy", ".json", ".csv") or (p.name.startswith(".") and p.name.endswith(".tmp"))
-        (ours if mine and p.parent == folder else other).append(p)
-    return ours, other
-
-
 def clean_cache_command(
     cache_dir: Path = typer.Option(..., "--cache-dir", help="cache root to remove"),
     split: str | None = typer.Option(None, "--split", help="remove only this split's folder"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
 ) -> None:
     """Remove a cache (or one split of it) after showing what will go; refuses a folder that is not a cache."""
-    from ictal.data.cache import CACHE_FILE, cached_splits, is_cache
+    from ictal.data.cache import CACHE_FILE, plan_removal
 
-    if not is_cache(cache_dir):
-        raise fail(f"{cache_dir}: not a cache (no {CACHE_FILE}); nothing removed. Give the --cache-dir of a cache")
-    splits = [split] if split else cached_splits(cache_dir)
-    if split and not (cache_dir / split).is_dir():
-        raise fail(f"{cache_dir}: no split folder {split!r}; present: {', '.join(cached_splits(cache_dir))}")
-    targets: list[tuple[Path, list[Path]]] = []
-    foreign: list[Path] = []
-    for name in splits:
-        ours, other = _cache_files(cache_dir / name)
-        targets.append((cache_dir / name, ours))
-        foreign += other
-    if foreign:
-        shown = ", ".join(str(p) for p in foreign[:10])
-        raise fail(f"{len(foreign)} file(s) that build-cache does not write ({shown}); nothing removed")
-    n_bytes = sum(p.stat().st_size for _, files in targets for p in files)
+    try:
+        plan = plan_removal(cache_dir, split)
+    except IctalError as exc:
+        raise fail(exc) from None
     typer.echo(f"Will remove from {cache_dir}:")
-    for folder, files in targets:
+    for folder, files in plan.folders:
         typer.echo(f"  {folder.name}/: {len(files)} file(s), {sum(p.stat().st_size for p in files) / 1e9:.3f} GB")
-    if not split:
+    if plan.whole_cache:
         typer.echo(f"  {CACHE_FILE} (and the folder itself when nothing else is left)")
-    typer.echo(f"  total {n_bytes / 1e9:.3f} GB")
+    typer.echo(f"  total {plan.n_bytes / 1e9:.3f} GB")
     if not yes and not typer.confirm("Remove?", default=False):
         typer.echo("aborted; nothing removed")
         raise typer.Exit(1)
-    for folder, _ in targets:
-        shutil.rmtree(folder)
-    if not split:
-        (cache_dir / CACHE_FILE).unlink()
-        if not any(cache_dir.iterdir()):
-            cache_dir.rmdir()
+    plan.carry_out()
     typer.echo("removed")
 
 

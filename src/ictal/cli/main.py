@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "predict_cmd",
     "stream_cmd",
     "report_cmd",
+    "demo_cmd",
 )
 
 for _name in COMMANDS:

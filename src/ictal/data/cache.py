@@ -380,3 +380,70 @@ def cached_splits(cache_dir: str | Path) -> list[str]:
     names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     order = {"train": 0, "dev": 1, "eval": 2}
     return sorted(names, key=lambda n: (order.get(n, 3), n))
+
+
+# --------------------------------------------------------------------------------------------- removal
+
+
+def cache_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """``(files build-cache writes, other files)`` in a split folder: the recordings' ``.npy`` and ``.json``, the
+    manifest and report, and a dead writer's temporary files; anything else (or in a subfolder) is not ours."""
+    ours: list[Path] = []
+    other: list[Path] = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_dir():
+            continue
+        mine = p.suffix in (".npy", ".json", ".csv") or (p.name.startswith(".") and p.name.endswith(".tmp"))
+        (ours if mine and p.parent == folder else other).append(p)
+    return ours, other
+
+
+@dataclass
+class CacheRemoval:
+    """What removing a cache (or one split of it) deletes: each split folder with its files."""
+
+    cache_dir: Path
+    folders: list[tuple[Path, list[Path]]]
+    whole_cache: bool
+
+    @property
+    def n_bytes(self) -> int:
+        return sum(p.stat().st_size for _, files in self.folders for p in files)
+
+    def carry_out(self) -> None:
+        """Delete the folders; for the whole cache also its ``cache.json``, and the root when nothing is left."""
+        import shutil
+
+        for folder, _ in self.folders:
+            shutil.rmtree(folder)
+        if self.whole_cache:
+            (self.cache_dir / CACHE_FILE).unlink()
+            if not any(self.cache_dir.iterdir()):
+                self.cache_dir.rmdir()
+
+
+def plan_removal(cache_dir: Path, split: str | None = None) -> CacheRemoval:
+    """What ``clean-cache`` would delete, checked before anything is.
+
+    Raises:
+        CacheError: ``cache_dir`` is not a cache, the split folder does not exist, or a folder holds files that
+            build-cache does not write (nothing is removed then).
+    """
+    cache_dir = Path(cache_dir)
+    if not is_cache(cache_dir):
+        raise CacheError(
+            f"{cache_dir}: not a cache (no {CACHE_FILE}); nothing removed. Give the --cache-dir of a cache"
+        )
+    splits = [split] if split else cached_splits(cache_dir)
+    if split and not (cache_dir / split).is_dir():
+        raise CacheError(f"{cache_dir}: no split folder {split!r}; present: {', '.join(cached_splits(cache_dir))}")
+    folders: list[tuple[Path, list[Path]]] = []
+    foreign: list[Path] = []
+    for name in splits:
+        ours, other = cache_files(cache_dir / name)
+        folders.append((cache_dir / name, ours))
+        foreign += other
+    if foreign:
+        shown = ", ".join(str(p) for p in foreign[:10])
+        raise CacheError(f"{len(foreign)} file(s) that build-cache does not write ({shown}); nothing removed")
+    return CacheRemoval(cache_dir, folders, whole_cache=split is None)
