@@ -36,10 +36,22 @@ for _name in COMMANDS:
     importlib.import_module(f"ictal.cli.{_name}").register(app)
 
 
+def one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
+    """A warning as the command line shows it: ``warning: <message>`` (the message names the file it is about),
+    not Python's ``module.py:412: Category: ...`` followed by a line of ictal's source."""
+    return f"warning: {message}\n"
+
+
 @app.callback()
 def _root() -> None:
     """ictal: clinical EEG seizure detection."""
+    import warnings
+
     from ictal.config.env import note_reference_only_switches
+
+    warnings.formatwarning = one_line_warning
 
     for line in note_reference_only_switches():
         typer.echo(f"note: {line}", err=True)

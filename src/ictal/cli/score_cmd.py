@@ -8,7 +8,14 @@ import typer
 from rich.console import Console
 
 from ictal.errors import IctalError
-from ictal.scoring.score_lists import ALL_SCORERS, parse_scorers, report_tables, score_lists, write_report_json
+from ictal.scoring.score_lists import (
+    ALL_SCORERS,
+    parse_label_map,
+    parse_scorers,
+    report_tables,
+    score_lists,
+    write_report_json,
+)
 
 
 def score(
@@ -18,13 +25,19 @@ def score(
     scorers: str = typer.Option(
         "ovlp,taes,epoch,dpalign", "--scorers", help=f"Comma-separated scorers from {','.join(ALL_SCORERS)}."
     ),
+    label_map: list[str] = typer.Option(
+        [],
+        "--map",
+        metavar="LABEL=seiz|bckg",
+        help="Score a label outside the known ones as seizure or background (repeatable; said in every output).",
+    ),  # fmt: skip
 ) -> None:
     """Score hypothesis annotations against references, like the NEDC tool (SEIZ label, pooled over files)."""
     console = Console()
     err = Console(stderr=True)
     try:
         names = parse_scorers(scorers)
-        report = score_lists(ref_list, hyp_list, names)
+        report = score_lists(ref_list, hyp_list, names, label_map=parse_label_map(label_map))
     except IctalError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

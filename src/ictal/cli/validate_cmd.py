@@ -20,6 +20,17 @@ def validate(config: Path = typer.Argument(..., help="YAML config file")) -> Non
     for key, value in config_summary(cfg):
         table.add_row(key, value)
     console.print(table)
+    unset = [
+        key
+        for key, value in (("data.data_dir", cfg.data.data_dir), ("data.cache_dir", cfg.data.cache_dir))
+        if value is None
+    ]
+    if unset:
+        typer.echo(
+            f"note: {', '.join(unset)} not set: build-cache, train and evaluate need "
+            + ("them" if len(unset) > 1 else "it"),
+            err=True,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ictal.config.yaml_files import read_yaml_mapping
 from ictal.data.config import DataConfig
 from ictal.errors import ConfigError
 from ictal.models.config import V3Config
@@ -140,12 +141,7 @@ def load_config(path: str | Path, *, check_paths: bool = True) -> IctalConfig:
     exist (``data.data_dir`` when set) are checked too.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(path, ["file not found; give the path of a YAML config (see configs/)"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, [f"not valid YAML: {exc}"]) from None
+    raw = read_yaml_mapping(path)
     cfg = config_from_dict(raw, path)
     if check_paths:
         problems = check_config_paths(cfg)

@@ -66,7 +66,8 @@ class CacheMismatchError(CacheError):
             f"{cache_dir} was built with other parameters than this run uses:\n  "
             + "\n  ".join(differences)
             + f"\nIt is not reused. Rebuild it: `ictal clean-cache --cache-dir {cache_dir} --yes` then "
-            "`ictal build-cache ...` with the same config, or set data.cache_dir / --cache-dir to a new folder."
+            "`ictal build-cache ...` with the same config, or point data.cache_dir (build-cache: --cache-dir) at a "
+            "new folder."
         )
 
 

@@ -125,7 +125,9 @@ class WindowDataset(Dataset[dict[str, Any]]):
         preprocessing, labels or dtype than ``cfg`` asks for."""
         root = cache_dir if cache_dir is not None else cfg.data.cache_dir
         if root is None:
-            raise CacheError("data.cache_dir is not set; set it in the config or pass --cache-dir")
+            raise CacheError(
+                "data.cache_dir is not set; set it in the config to the folder `ictal build-cache --cache-dir` wrote"
+            )
         return cls(
             root,
             split,

@@ -22,6 +22,8 @@ from ictal.io.atomic import write_text_atomic
 
 #: Seizure labels of TUSZ v2.0.3; every other label (bckg, artifacts) is not seizure.
 SEIZURE_LABELS: frozenset[str] = frozenset({"seiz", "gnsz", "fnsz", "cpsz", "absz", "spsz", "tcsz", "tnsz", "mysz"})
+#: Background labels of the TUH corpora: ``bckg``, ``null`` and the artifact classes of TUAR.
+BACKGROUND_LABELS: frozenset[str] = frozenset({"bckg", "null", "artf", "eyem", "chew", "shiv", "musc", "elpp", "elst"})
 
 COLUMNS = "channel,start_time,stop_time,label,confidence"
 
@@ -35,6 +37,8 @@ class Event:
     label: str
     channel: str = "TERM"
     confidence: float = 1.0
+    #: The row's line in its file (for messages); not part of the event's value.
+    line: int | None = field(default=None, compare=False)
 
     @property
     def is_seizure(self) -> bool:
@@ -128,7 +132,7 @@ def read_annotations(path: str | Path, duration: float | None = None) -> Annotat
         if start < 0:
             raise AnnotationError(path, f"start_time {start} is negative", lineno)
         conf = _parse_float(parts[4], "confidence", path, lineno) if len(parts) == 5 else 1.0
-        events.append(Event(start, stop, parts[3].lower(), parts[0], conf))
+        events.append(Event(start, stop, parts[3].lower(), parts[0], conf, line=lineno))
     header_map = dict(header)
     if "duration" in header_map:
         dur_text = header_map["duration"].split()[0] if header_map["duration"].split() else ""

@@ -67,10 +67,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file; give the path of a best.pt/last.pt from a run folder")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty (0 bytes), not a checkpoint; use another best.pt/last.pt")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # a truncated or foreign file raises many kinds of errors
-        raise CheckpointError(f"{path}: not a readable ictal checkpoint ({type(exc).__name__}: {exc})") from None
+        # PyTorch's own message advises unsafe loading and filing an issue: only its kind is passed on.
+        raise CheckpointError(
+            f"{path}: not a readable ictal checkpoint (torch.load failed with {type(exc).__name__}: truncated, "
+            "corrupt or not a checkpoint written by ictal); use another best.pt/last.pt"
+        ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not an ictal checkpoint (a {type(state).__name__}, expected a dict)")
     missing = [k for k in REQUIRED_KEYS if k not in state]
@@ -114,11 +120,32 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[V3
     state = load_checkpoint(path, map_location="cpu")
     cfg = config_of(state, path)
     model = build_v3(cfg.model)
-    try:
-        model.load_state_dict(state["model"], strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the stored model config: {exc}") from None
+    problem = weights_mismatch(model, state["model"])
+    if problem:
+        raise CheckpointError(f"{path}: its weights do not fit the model its config describes ({problem})")
+    model.load_state_dict(state["model"], strict=True)
     model.to(torch.device(device)).eval()
     meta = {k: v for k, v in state.items() if k not in STATE_KEYS and k != "config"}
     meta["path"] = str(Path(path))
     return model, cfg, meta
+
+
+def weights_mismatch(model: torch.nn.Module, weights: dict[str, Any]) -> str:
+    """One line on how ``weights`` differ from ``model``'s parameters and buffers ('' when they fit): how many
+    are missing, unexpected or of another shape, and the first of each."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    shapes = [
+        f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in weights and hasattr(weights[k], "shape") and tuple(weights[k].shape) != tuple(v.shape)
+    ]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+    if shapes:
+        parts.append(f"{len(shapes)} of another shape, e.g. {shapes[0]}")
+    return "; ".join(parts)

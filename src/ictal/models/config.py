@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic
-import yaml
 
+from ictal.config.yaml_files import read_yaml_mapping
 from ictal.errors import ConfigError
 from ictal.frames import SAMPLES_PER_FRAME
 
@@ -215,11 +215,7 @@ def load_v3_config(source: str | Path) -> V3Config:
     if not path.is_file():
         raise ConfigError(path, [f"not a preset ({', '.join(sorted(_PRESETS))}) and no such file; give a preset "
                                  "name or the path of a YAML config with a 'model:' section"])  # fmt: skip
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, [f"not valid YAML: {exc}"]) from None
-    section = raw.get("model") if isinstance(raw, dict) else None
+    section = read_yaml_mapping(path).get("model")
     if not isinstance(section, dict):
         raise ConfigError(path, ["model: missing or not a mapping; add a 'model:' section (e.g. 'preset: tiny')"])
     try:

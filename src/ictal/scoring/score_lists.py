@@ -10,14 +10,14 @@ resolved against the list file's folder. The two lists pair by order.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from ictal.io.annotations import Annotation, read_annotations
+from ictal.io.annotations import BACKGROUND_LABELS, SEIZURE_LABELS, Annotation, read_annotations
 from ictal.io.json_files import write_json_atomic
 from ictal.scoring.common import LabelCounts, NedcResult, ScoringError
 from ictal.scoring.nedc import NEDC_SCORERS, score_nedc
@@ -51,16 +51,70 @@ class ScorePairs:
 
     pairs: list[tuple[Annotation, Annotation]]
     warnings: list[str] = field(default_factory=list)
+    label_map: dict[str, str] = field(default_factory=dict)
 
 
-def load_pairs(ref_list: str | Path, hyp_list: str | Path) -> ScorePairs:
-    """Read both lists and every annotation; check the pairing.
+def parse_label_map(items: Sequence[str]) -> dict[str, str]:
+    """``["LABEL=seiz", "OTHER=bckg"]`` (``--map``) as ``{"label": "seiz", "other": "bckg"}``.
 
     Raises:
-        ScoringError: the lists differ in length, a listed file is missing, or a pair's durations differ
-            (to 4 decimals); each names the file.
+        ScoringError: an item that is not ``LABEL=seiz`` or ``LABEL=bckg``, naming it.
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        label, sep, target = item.partition("=")
+        label, target = label.strip().lower(), target.strip().lower()
+        if not sep or not label or target not in ("seiz", "bckg"):
+            raise ScoringError(f"--map {item!r}: give LABEL=seiz or LABEL=bckg (e.g. --map artifact=bckg)")
+        out[label] = target
+    return out
+
+
+def known_labels(ann: Annotation, label_map: Mapping[str, str]) -> Annotation:
+    """``ann`` with every label known: seizure and background labels as written, ``label_map``'s mapped.
+
+    Raises:
+        ScoringError: a label that is neither, naming the file, the line, the label and the known labels
+            (the NEDC tool stops there too; ``--map`` says how to score it).
+    """
+    events = []
+    for e in ann.events:
+        if e.label in SEIZURE_LABELS or e.label in BACKGROUND_LABELS:
+            events.append(e)
+        elif e.label in label_map:
+            events.append(replace(e, label=label_map[e.label]))
+        else:
+            where = f"{ann.path}:{e.line}" if e.line is not None else f"{ann.path}"
+            raise ScoringError(
+                f"{where}: label {e.label!r} is not a known label (seizure: {', '.join(sorted(SEIZURE_LABELS))}; "
+                f"background: {', '.join(sorted(BACKGROUND_LABELS))}); give --map {e.label}=seiz or "
+                f"--map {e.label}=bckg to score it"
+            )
+    return replace(ann, events=events)
+
+
+def past_end_warnings(ann: Annotation) -> list[str]:
+    """One line per event that ends past the recording's duration (scored as written, as the NEDC tool does)."""
+    return [
+        f"{ann.path}:{e.line}: event {e.label} {e.start:g}-{e.stop:g} s ends past the recording's {ann.duration:g} s; "
+        "scored as written, as the NEDC tool does (EPOCH samples stop at the duration)"
+        for e in ann.events
+        if round(e.stop, 4) > round(ann.duration, 4)
+    ]
+
+
+def load_pairs(ref_list: str | Path, hyp_list: str | Path, label_map: Mapping[str, str] | None = None) -> ScorePairs:
+    """Read both lists and every annotation; check the pairing and the labels.
+
+    Args:
+        label_map: labels outside the known ones to score as ``seiz`` or ``bckg`` (``--map``).
+
+    Raises:
+        ScoringError: the lists differ in length, a listed file is missing, a pair's durations differ
+            (to 4 decimals), or a label is not known; each names the file.
         AnnotationError: a malformed annotation (naming file and line).
     """
+    label_map = dict(label_map or {})
     refs, hyps = read_list(ref_list), read_list(hyp_list)
     if len(refs) != len(hyps):
         raise ScoringError(
@@ -74,7 +128,9 @@ def load_pairs(ref_list: str | Path, hyp_list: str | Path) -> ScorePairs:
         for p, lst in ((ref_path, ref_list), (hyp_path, hyp_list)):
             if not p.is_file():
                 raise ScoringError(f"{p}: file not found (listed in {lst})")
-        ref, hyp = read_annotations(ref_path), read_annotations(hyp_path)
+        ref = known_labels(read_annotations(ref_path), label_map)
+        hyp = known_labels(read_annotations(hyp_path), label_map)
+        warnings += past_end_warnings(ref) + past_end_warnings(hyp)
         if round(ref.duration, 4) != round(hyp.duration, 4):
             raise ScoringError(
                 f"{hyp_path}: duration {hyp.duration:.4f} s differs from {ref.duration:.4f} s of its reference "
@@ -83,7 +139,7 @@ def load_pairs(ref_list: str | Path, hyp_list: str | Path) -> ScorePairs:
         if ref_path.name != hyp_path.name:
             warnings.append(f"pair {len(pairs)}: basenames differ: {ref_path.name} (ref) vs {hyp_path.name} (hyp)")
         pairs.append((ref, hyp))
-    return ScorePairs(pairs, warnings)
+    return ScorePairs(pairs, warnings, label_map)
 
 
 @dataclass
@@ -96,6 +152,8 @@ class ScoreReport:
     nedc: dict[str, NedcResult]
     szcore: dict[str, SzcoreResult] | None = None
     warnings: list[str] = field(default_factory=list)
+    #: Labels outside the known ones that ``--map`` scored as ``seiz`` or ``bckg``; said in every output.
+    label_map: dict[str, str] = field(default_factory=dict)
 
 
 def parse_scorers(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -121,7 +179,9 @@ def score_pairs(
     nedc_names = [s for s in scorers if s in NEDC_SCORERS]
     nedc = score_nedc(loaded.pairs, nedc_names) if nedc_names else {}
     szcore = score_szcore(loaded.pairs, szcore_config) if "szcore" in scorers else None
-    return ScoreReport(ref_list, hyp_list, len(loaded.pairs), nedc, szcore, list(loaded.warnings))
+    return ScoreReport(
+        ref_list, hyp_list, len(loaded.pairs), nedc, szcore, list(loaded.warnings), dict(loaded.label_map)
+    )
 
 
 def score_lists(
@@ -129,9 +189,11 @@ def score_lists(
     hyp_list: str | Path,
     scorers: Sequence[str] = DEFAULT_SCORERS,
     szcore_config: SzcoreConfig | None = None,
+    label_map: Mapping[str, str] | None = None,
 ) -> ScoreReport:
-    """Read two list files and run the named scorers (``ovlp``, ``taes``, ``epoch``, ``dpalign``, ``szcore``)."""
-    loaded = load_pairs(ref_list, hyp_list)
+    """Read two list files and run the named scorers (``ovlp``, ``taes``, ``epoch``, ``dpalign``, ``szcore``);
+    ``label_map`` scores labels outside the known ones as ``seiz`` or ``bckg`` (``--map``)."""
+    loaded = load_pairs(ref_list, hyp_list, label_map)
     return score_pairs(loaded, scorers, szcore_config, str(ref_list), str(hyp_list))
 
 
@@ -215,6 +277,8 @@ def report_json(report: ScoreReport) -> dict[str, Any]:
         out["szcore"] = {kind: szcore_result_json(r) for kind, r in report.szcore.items()}
     if report.warnings:
         out["warnings"] = report.warnings
+    if report.label_map:
+        out["labels_mapped"] = report.label_map
     return out
 
 
@@ -228,14 +292,20 @@ def write_report_json(path: str | Path, report: ScoreReport) -> None:
 _TITLES = {"ovlp": "NEDC OVLP", "taes": "NEDC TAES", "epoch": "NEDC EPOCH", "dpalign": "NEDC DPALIGN"}
 
 
+def _mapped_note(label_map: Mapping[str, str] | None) -> str:
+    if not label_map:
+        return ""
+    return " - labels mapped by --map: " + ", ".join(f"{k}={v}" for k, v in sorted(label_map.items()))
+
+
 def _fmt(x: float, digits: int) -> str:
     return "n/a" if math.isnan(x) else f"{x:,.{digits}f}"
 
 
-def nedc_table(r: NedcResult) -> Table:
-    """A Rich table of one NEDC result, titled with scorer, label and aggregation."""
+def nedc_table(r: NedcResult, label_map: Mapping[str, str] | None = None) -> Table:
+    """A Rich table of one NEDC result, titled with scorer, label and aggregation (and labels mapped by --map)."""
     digits = 2 if r.scorer == "taes" else 0
-    title = f"{_TITLES[r.scorer]} - SEIZ - pooled over {len(r.per_file)} files"
+    title = f"{_TITLES[r.scorer]} - SEIZ - pooled over {len(r.per_file)} files{_mapped_note(label_map)}"
     table = Table(title=title, title_justify="left", min_width=len(title))
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -250,10 +320,11 @@ def nedc_table(r: NedcResult) -> Table:
     return table
 
 
-def szcore_table(kind: str, r: SzcoreResult) -> Table:
+def szcore_table(kind: str, r: SzcoreResult, label_map: Mapping[str, str] | None = None) -> Table:
     """A Rich table of one SzCORE scoring: pooled and mean-over-subjects columns."""
     unit = "FP samples / 24 h" if kind == "sample" else "FP / 24 h"
     title = f"SzCORE {kind} - SEIZ - pooled over {r.n_files} files | mean over {len(r.subjects)} subjects"
+    title += _mapped_note(label_map)
     table = Table(title=title, title_justify="left", min_width=len(title))
     table.add_column("metric")
     table.add_column(f"pooled ({r.n_files} files)", justify="right")
@@ -269,7 +340,7 @@ def szcore_table(kind: str, r: SzcoreResult) -> Table:
 
 def report_tables(report: ScoreReport) -> list[Table]:
     """One table per scorer run, in the order ovlp, taes, epoch, dpalign, SzCORE event, SzCORE sample."""
-    tables = [nedc_table(report.nedc[name]) for name in ALL_SCORERS if name in report.nedc]
+    tables = [nedc_table(report.nedc[name], report.label_map) for name in ALL_SCORERS if name in report.nedc]
     if report.szcore is not None:
-        tables += [szcore_table(kind, r) for kind, r in report.szcore.items()]
+        tables += [szcore_table(kind, r, report.label_map) for kind, r in report.szcore.items()]
     return tables

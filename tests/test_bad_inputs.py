@@ -1,0 +1,200 @@
+"""Bad inputs, as a list a reviewer can read: the input, the one line it must give, and what must not be written.
+
+Each case builds its input in a fresh folder, runs one ``ictal`` command, and checks: the exit code; a line
+of the output matching the expected message (naming the file or key and what to do); no traceback; and no
+output file left behind where the command failed. Cases that succeed with a warning check the warning's line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ictal.cli.main import app
+
+
+def csv_bi(path: Path, rows: list[tuple[float, float, str]], duration: float = 600.0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = "".join(f"TERM,{a:.4f},{b:.4f},{label},1.0000\n" for a, b, label in rows)
+    path.write_text(
+        f"# version = csv_v1.0.0\n# bname = {path.stem}\n# duration = {duration:.4f} secs\n#\n"
+        f"channel,start_time,stop_time,label,confidence\n{body}"
+    )
+    return path
+
+
+def score_lists(tmp: Path, hyp_rows: list[tuple[float, float, str]], ref_rows: list | None = None) -> list[str]:
+    """A one-pair ref/hyp list setup; returns the ``score`` arguments."""
+    ref = csv_bi(tmp / "ref" / "a_s001_t000.csv_bi", ref_rows or [(100.0, 160.0, "seiz")])
+    hyp = csv_bi(tmp / "hyp" / "a_s001_t000.csv_bi", hyp_rows)
+    (tmp / "ref.list").write_text(f"{ref}\n")
+    (tmp / "hyp.list").write_text(f"{hyp}\n")
+    return ["score", str(tmp / "ref.list"), str(tmp / "hyp.list"), "--json", str(tmp / "out.json")]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def checkpoint_of_another_model(path: Path) -> Path:
+    """A checkpoint whose config says tiny but whose weights are those of a tiny model with wider node features."""
+    from ictal.config.schema import config_from_dict
+    from ictal.models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+    from ictal.models.v3 import build_v3
+
+    cfg = config_from_dict({"model": {"preset": "tiny"}})
+    other = config_from_dict({"model": {"preset": "tiny", "node": {"d_model": 32}}})
+    state = {"format": CHECKPOINT_FORMAT, "kind": "best", "config": cfg.model_dump(mode="json"),
+             "model": build_v3(other.model).state_dict(), "epoch": 1, "step": 1}  # fmt: skip
+    return save_checkpoint(path, state)
+
+
+def predict_with(checkpoint: Callable[[Path], Path]) -> Callable[[Path], list[str]]:
+    return lambda t: ["predict", str(checkpoint(t / "ck.pt")), str(t), "--out", str(t / "out")]
+
+
+@dataclass
+class Case:
+    name: str
+    setup: Callable[[Path], list[str]]  # writes the input, returns the command's arguments
+    exit_code: int
+    message: str  # a regex one output line must match
+    not_written: list[str] = field(default_factory=list)  # paths (relative to the case folder) that must not exist
+
+
+CASES = [
+    Case(
+        "score: a hypothesis label outside the known ones",
+        lambda t: score_lists(t, [(120.0, 130.0, "seiz"), (300.0, 310.0, "banana")]),
+        1,
+        r"hyp/a_s001_t000\.csv_bi:7: label 'banana' is not a known label \(seizure: .*; background: .*\); "
+        r"give --map banana=seiz or --map banana=bckg",
+        ["out.json"],
+    ),
+    Case(
+        "score: a misspelt reference label (a seizure would turn into a false alarm)",
+        lambda t: score_lists(t, [(120.0, 130.0, "seiz")], ref_rows=[(100.0, 160.0, "sezi")]),
+        1,
+        r"ref/a_s001_t000\.csv_bi:6: label 'sezi' is not a known label",
+        ["out.json"],
+    ),
+    Case(
+        "score: --map that is not LABEL=seiz|bckg",
+        lambda t: [*score_lists(t, [(120.0, 130.0, "banana")]), "--map", "banana=maybe"],
+        1,
+        r"--map 'banana=maybe': give LABEL=seiz or LABEL=bckg",
+        ["out.json"],
+    ),
+    Case(
+        "score: an event past the end of the recording (warned, scored as the NEDC tool scores it)",
+        lambda t: score_lists(t, [(312.0, 900.0, "seiz")], ref_rows=[(100.0, 160.0, "seiz")]),
+        0,
+        r"warning: .*hyp/a_s001_t000\.csv_bi:6: event seiz 312-900 s ends past the recording's 600 s; "
+        r"scored as written",
+    ),
+    Case(
+        "validate: a section given twice (YAML would keep the second silently)",
+        lambda t: [
+            "validate",
+            str(
+                _write(
+                    t / "c.yaml", "training:\n  learning_rate: 0.001\nmodel:\n  preset: tiny\ntraining:\n  epochs: 3\n"
+                )
+            ),
+        ],
+        1,
+        r"key 'training' is given twice \(line 1 and line 5\); YAML would keep the second and silently drop the first",
+    ),
+    Case(
+        "model-info: a key given twice inside a section",
+        lambda t: ["model-info", str(_write(t / "c.yaml", "model:\n  preset: tiny\n  preset: base\n"))],
+        1,
+        r"key 'preset' is given twice \(line 2 and line 3\)",
+    ),
+    Case(
+        "predict: a checkpoint of random bytes (never advise unsafe loading)",
+        predict_with(lambda p: (p.write_bytes(bytes(range(256)) * 40), p)[1]),
+        1,
+        r"ck\.pt: not a readable ictal checkpoint \(torch\.load failed with \w+: truncated, corrupt or not a "
+        r"checkpoint written by ictal\); use another best\.pt/last\.pt$",
+        ["out"],
+    ),
+    Case(
+        "predict: an empty checkpoint file",
+        predict_with(lambda p: (p.write_bytes(b""), p)[1]),
+        1,
+        r"ck\.pt: the file is empty \(0 bytes\), not a checkpoint",
+        ["out"],
+    ),
+    Case(
+        "predict: weights of another architecture than the stored config (one line, not 100 mismatches)",
+        predict_with(checkpoint_of_another_model),
+        1,
+        r"ck\.pt: its weights do not fit the model its config describes \(\d+ of another shape, e\.g\. ",
+        ["out"],
+    ),
+    Case(
+        "validate: an empty config is valid (all defaults), and says what it lacks",
+        lambda t: ["validate", str(_write(t / "c.yaml", ""))],
+        0,
+        r"note: data\.data_dir, data\.cache_dir not set: build-cache, train and evaluate need them",
+    ),
+    Case(
+        "train: an empty config names a key that exists (train has no --cache-dir)",
+        lambda t: ["train", str(_write(t / "c.yaml", "")), "--device", "cpu"],
+        1,
+        r"error: data\.cache_dir is not set; set it in the config to the folder `ictal build-cache --cache-dir` wrote",
+    ),
+    Case(
+        "validate: a config that is a list, not sections",
+        lambda t: ["validate", str(_write(t / "c.yaml", "- data\n- model\n"))],
+        1,
+        r"the file holds a list, not a mapping of sections",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(case: Case, tmp_path: Path) -> None:
+    args = case.setup(tmp_path)
+    result = CliRunner().invoke(app, args)
+    output = result.output
+    assert result.exit_code == case.exit_code, output
+    assert "Traceback" not in output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert any(re.search(case.message, line) for line in output.splitlines()), output
+    assert "weights_only=False" not in output and "file an issue" not in output.lower()
+    for rel in case.not_written:
+        assert not (tmp_path / rel).exists(), f"{rel} was written"
+
+
+def test_mapped_labels_are_said_in_every_output(tmp_path: Path) -> None:
+    args = score_lists(tmp_path, [(120.0, 130.0, "seiz"), (300.0, 310.0, "banana")])
+    result = CliRunner().invoke(app, [*args, "--map", "banana=bckg"])
+    assert result.exit_code == 0, result.output
+    assert "labels mapped by --map: banana=bckg" in result.output
+    import json
+
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["labels_mapped"] == {"banana": "bckg"}
+    assert data["ovlp"]["false_alarms"] == 0  # banana is background: no false alarm
+    result = CliRunner().invoke(app, [*args, "--map", "banana=seiz"])
+    assert json.loads((tmp_path / "out.json").read_text())["ovlp"]["false_alarms"] == 1
+
+
+def test_warnings_print_as_one_line_naming_the_file(tmp_path: Path) -> None:
+    # A recording read after an in-memory repair: the warning is one line naming the file, not Python's
+    # "edf.py:412: EdfRepairWarning:" with a line of ictal's source under it.
+    import warnings
+
+    from ictal.io.edf import EdfRepairWarning
+
+    CliRunner().invoke(app, ["validate", "--help"])  # any command installs the command line's format
+    text = warnings.formatwarning(f"{tmp_path}/rec.edf: reconstructed Fz", EdfRepairWarning, "edf.py", 412)
+    assert text == f"warning: {tmp_path}/rec.edf: reconstructed Fz\n"
