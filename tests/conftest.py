@@ -57,8 +57,9 @@ def write_fake_cache(
     noise as signal. For hand-made label patterns."""
     import numpy as np
 
-    from ictal.data.cache import CacheParams, init_cache, write_json_atomic, write_npy_atomic
+    from ictal.data.cache import CacheParams, init_cache, write_npy_atomic
     from ictal.data.config import DataConfig
+    from ictal.io.json_files import write_json_atomic
     from ictal.signal.preprocess import PreprocessConfig
 
     params = CacheParams.from_configs(

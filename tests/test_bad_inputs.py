@@ -198,3 +198,27 @@ def test_warnings_print_as_one_line_naming_the_file(tmp_path: Path) -> None:
     CliRunner().invoke(app, ["validate", "--help"])  # any command installs the command line's format
     text = warnings.formatwarning(f"{tmp_path}/rec.edf: reconstructed Fz", EdfRepairWarning, "edf.py", 412)
     assert text == f"warning: {tmp_path}/rec.edf: reconstructed Fz\n"
+
+
+def test_evaluate_refuses_a_cache_built_with_other_preprocessing(fake_cache, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A checkpoint trained at notch 50 Hz, a cache built at 60 Hz: refused with the rebuild command, nothing
+    written (it used to score the split and exit 0)."""
+    from ictal.config.schema import config_from_dict
+    from ictal.models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+    from ictal.models.v3 import build_v3
+
+    cache = tmp_path / "cache"
+    fake_cache(cache, "dev", [("pdev_s001_t000", 256 * 40, [(10.0, 20.0)])])
+    cfg = config_from_dict({"data": {"cache_dir": str(cache), "window_s": 10, "stride_s": 5},
+                            "preprocess": {"notch_hz": 50}, "model": {"preset": "tiny"}})  # fmt: skip
+    state = {"format": CHECKPOINT_FORMAT, "kind": "best", "config": cfg.model_dump(mode="json"),
+             "model": build_v3(cfg.model).state_dict(), "epoch": 1, "step": 1}  # fmt: skip
+    checkpoint = save_checkpoint(tmp_path / "best.pt", state)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["evaluate", str(checkpoint), "--split", "dev", "--out", str(out), "--device", "cpu"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "was built with other parameters than this run uses" in result.output and "notch_hz" in result.output
+    assert "ictal clean-cache --cache-dir" in result.output and "Traceback" not in result.output
+    assert not out.exists()

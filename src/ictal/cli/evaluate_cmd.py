@@ -50,6 +50,7 @@ def evaluate(
     ),
 ) -> None:
     """Run the model over every recording of a cached split and score it with every scorer."""
+    from ictal.data.cache import CacheParams
     from ictal.devices import resolve_device
     from ictal.infer.evaluate import evaluate_split, read_thresholds, split_traces, write_evaluation, write_plots
     from ictal.models.checkpoint import load_model
@@ -71,7 +72,7 @@ def evaluate(
             task = bar.add_task(f"evaluate {split}", total=None)
             traces = split_traces(
                 root, split, model=model, window_s=cfg.data.window_s, stride_s=cfg.data.stride_s,
-                batch_size=batch_size, device=dev,
+                batch_size=batch_size, device=dev, expect=CacheParams.from_configs(cfg.preprocess, cfg.data),
                 progress=lambda _name, done, total: bar.update(task, completed=done, total=total),
             )  # fmt: skip
         result = evaluate_split(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ictal.data.cache import list_cached
+from ictal.data.cache import CacheParams, check_cache, list_cached
 from ictal.errors import IctalError
 from ictal.frames import FRAME_RATE
 from ictal.infer.scorers import score_signal
@@ -108,12 +108,23 @@ def split_traces(
     device: str | torch.device = "cpu",
     autocast_dtype: torch.dtype | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    expect: CacheParams | None = None,
 ) -> SplitTraces:
     """Run ``model`` (or the line-length baseline, ``detector="line_length"``) over every cached recording.
 
     Signals are memory-mapped from the cache (``(19, T)`` z-units at 256 Hz); windows of ``window_s`` every
     ``stride_s`` cover each recording, the tail included. ``progress(name, done, total)`` is called per recording.
+
+    Args:
+        expect: what the model was trained on (``CacheParams.from_configs(cfg.preprocess, cfg.data)`` of its
+            checkpoint's config): a cache built otherwise (another notch, band or label source) is refused
+            before any recording is scored.
+
+    Raises:
+        CacheMismatchError: the cache was built with other parameters than ``expect``, with the rebuild command.
     """
+    if expect is not None:
+        check_cache(cache_dir, expect)
     recordings, problems = list_cached(cache_dir, split)
     if not recordings:
         raise EvaluationError(

@@ -19,8 +19,9 @@ OVLP and EPOCH are a few array operations over the whole list rather than a Pyth
 
 Where this differs from the reference tool (each shown by a test in ``tests/test_scoring_oracle.py``):
 
-* a label outside the tool's map (``seiz``, ``bckg``) stops the tool; here seizure types score as ``seiz`` and
-  any other label as ``bckg``;
+* a label outside the tool's map (``seiz``, ``bckg``) stops the tool; here TUH's seizure types score as ``seiz``
+  and its background and artifact labels as ``bckg`` (``ictal score`` stops on any other label, as the tool does,
+  unless ``--map`` says how to score it; the Python API scores it as ``bckg``);
 * a file without ``TERM`` rows (a per-channel ``.csv``) is empty to the tool; here it is scored on the union of
   its channels' seizure rows;
 * TAES on a zero-length reference event that a hypothesis overlaps divides by zero in the tool; here it is a
