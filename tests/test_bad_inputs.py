@@ -152,6 +152,38 @@ CASES = [
         r"error: data\.cache_dir is not set; set it in the config to the folder `ictal build-cache --cache-dir` wrote",
     ),
     Case(
+        "score: --json where a parent is a file (checked before scoring)",
+        lambda t: [*score_lists(t, [(120.0, 130.0, "seiz")])[:3], "--json", str(_write(t / "f", "") / "out.json")],
+        1,
+        r"out\.json: .*/f is a file, not a folder; give another --json",
+    ),
+    Case(
+        "predict: --out where a parent is a file (checked before the model runs)",
+        lambda t: ["predict", str(_write(t / "ck.pt", "")), str(t), "--out", str(_write(t / "f", "") / "out")],
+        1,
+        r"out: .*/f is a file, not a folder; give another --out",
+    ),
+    Case(
+        "train: --run-dir where a parent is a file (checked before training)",
+        lambda t: ["train", str(_write(t / "c.yaml", "")), "--run-dir", str(_write(t / "f", "") / "run")],
+        1,
+        r"run: .*/f is a file, not a folder; give another --run-dir \(training\.run_dir\)",
+    ),
+    Case(
+        "build-cache: --cache-dir where a parent is a file (checked before reading the corpus)",
+        lambda t: [
+            "build-cache",
+            "--data-dir",
+            str(t),
+            "--cache-dir",
+            str(_write(t / "f", "") / "cache"),
+            "--split",
+            "dev",
+        ],
+        1,
+        r"cache: .*/f is a file, not a folder; give another --cache-dir \(data\.cache_dir\)",
+    ),
+    Case(
         "validate: a config that is a list, not sections",
         lambda t: ["validate", str(_write(t / "c.yaml", "- data\n- model\n"))],
         1,
@@ -222,3 +254,20 @@ def test_evaluate_refuses_a_cache_built_with_other_preprocessing(fake_cache, tmp
     assert "was built with other parameters than this run uses" in result.output and "notch_hz" in result.output
     assert "ictal clean-cache --cache-dir" in result.output and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_a_read_only_output_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root writes through permission bits, so a read-only file system is injected at the write check.
+    import errno
+    import tempfile
+
+    from ictal.errors import OutputError
+    from ictal.io.atomic import check_writable
+
+    def read_only(*_args: object, **_kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(OutputError, match=r"out: cannot write in .* \(Read-only file system\); give a writable --out"):
+        check_writable(tmp_path / "out", "--out")
+    assert not (tmp_path / "out").exists()

@@ -40,3 +40,7 @@ class ConfigError(IctalError):
         self.source = str(source)
         self.problems = problems
         super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class OutputError(IctalError):
+    """An output folder or file that cannot be written (read-only, not a folder, disk full)."""

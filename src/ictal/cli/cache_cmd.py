@@ -16,6 +16,7 @@ import typer
 
 from ictal.cli.common import fail, load_config_or_exit
 from ictal.errors import IctalError
+from ictal.io.atomic import check_writable
 
 if TYPE_CHECKING:
     from ictal.data.config import DataConfig
@@ -59,7 +60,8 @@ def build_cache_command(
         raise typer.Exit(1)
     try:
         shard_ix = parse_shard(shard)
-    except ValueError as exc:
+        check_writable(cache_dir, "--cache-dir (data.cache_dir)")
+    except (ValueError, IctalError) as exc:
         raise fail(exc) from None
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -53,6 +53,7 @@ def evaluate(
     from ictal.data.cache import CacheParams
     from ictal.devices import resolve_device
     from ictal.infer.evaluate import evaluate_split, read_thresholds, split_traces, write_evaluation, write_plots
+    from ictal.io.atomic import check_writable
     from ictal.models.checkpoint import load_model
 
     console = Console()
@@ -67,7 +68,7 @@ def evaluate(
             thresholds, chosen_on = read_thresholds(thresholds_from)
             if chosen_on == split and split != "dev":
                 console.print(f"[yellow]warning: thresholds in {thresholds_from} were chosen on {split} itself")
-        out_dir = out or checkpoint.parent / f"evaluate-{split}"
+        out_dir = check_writable(out or checkpoint.parent / f"evaluate-{split}", "--out")
         with progress_bar(console=console, enabled=console.is_terminal) as bar:
             task = bar.add_task(f"evaluate {split}", total=None)
             traces = split_traces(

@@ -58,6 +58,7 @@ def predict(
 
     from ictal.devices import resolve_device
     from ictal.infer.predict import PredictConfig, find_recordings, predict_files, resolve_threshold
+    from ictal.io.atomic import check_writable
     from ictal.models.checkpoint import load_model
     from ictal.models.mamba.cpu_scan import cpu_scan_enabled
 
@@ -73,6 +74,7 @@ def predict(
         raise typer.Exit(2) from None
     try:
         cpu_scan_enabled()  # a bad ICTAL_CPU_SCAN: one error now, not one per recording
+        check_writable(out, "--out")  # before the model runs over every recording
         dev = resolve_device(device)
         model, cfg, meta = load_model(checkpoint, dev)
         threshold = resolve_threshold(cfg.post, thresholds_from, predict_cfg.fa_target)

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from ictal.errors import IctalError
+from ictal.io.atomic import check_writable
 from ictal.scoring.score_lists import (
     ALL_SCORERS,
     parse_label_map,
@@ -37,6 +38,8 @@ def score(
     err = Console(stderr=True)
     try:
         names = parse_scorers(scorers)
+        if json_out is not None:
+            check_writable(json_out, "--json", folder=False)
         report = score_lists(ref_list, hyp_list, names, label_map=parse_label_map(label_map))
     except IctalError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)

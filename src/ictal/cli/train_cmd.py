@@ -52,8 +52,9 @@ def train_command(
     ),
 ) -> None:
     """Train the detector on the cached train split, validating on dev; checkpoints in the run folder."""
+    from ictal.io.atomic import check_writable
     from ictal.train.distributed import launcher_rank, shutdown_distributed
-    from ictal.train.trainer import Trainer, TrainingDivergedError
+    from ictal.train.trainer import Trainer, TrainingDivergedError, default_run_dir
 
     cfg = load_config_or_exit(
         config,
@@ -70,6 +71,7 @@ def train_command(
     _setup_logging()
     log = logging.getLogger("ictal.train")
     try:
+        check_writable(default_run_dir(cfg), "--run-dir (training.run_dir)")
         result = Trainer(cfg, resume=resume, progress=progress).fit()
     except TrainingDivergedError as exc:
         typer.echo(f"error: {exc}", err=True)

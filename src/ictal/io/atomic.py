@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from ictal.errors import OutputError
+
 
 def tmp_prefix(name: str) -> str:
     """The prefix of the temporary files written for target ``name``: ``.<name>.<host>-<pid>.``."""
@@ -48,3 +50,33 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8, ``\\n`` line ends as given) to ``path`` atomically."""
     data = text.encode("utf-8")
     return write_atomic(path, lambda fh: fh.write(data))
+
+
+def check_writable(path: str | Path, what: str, *, folder: bool = True) -> Path:
+    """Check, before any work, that ``path`` (a folder, or with ``folder=False`` a file) can be written.
+
+    Nothing is created: a temporary file is made and removed in ``path`` or, where it does not exist yet, in
+    its nearest existing parent.
+
+    Args:
+        what: the option or key the path came from (``--out``, ``data.cache_dir``), for the message.
+
+    Raises:
+        OutputError: a parent is a file, or writing there fails (read-only, permissions, disk full).
+    """
+    path = Path(path)
+    target = path if folder else path.parent
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"{path}: {probe} is a file, not a folder; give another {what}")
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder; give another {what}")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".ictal-write-check.", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write in {probe} ({exc.strerror or exc}); give a writable {what}") from None
+    return path
