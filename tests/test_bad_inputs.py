@@ -271,3 +271,49 @@ def test_a_read_only_output_is_one_line(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(OutputError, match=r"out: cannot write in .* \(Read-only file system\); give a writable --out"):
         check_writable(tmp_path / "out", "--out")
     assert not (tmp_path / "out").exists()
+
+
+def _tiny_checkpoint(path: Path) -> Path:
+    from ictal.config.schema import config_from_dict
+    from ictal.models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+    from ictal.models.v3 import build_v3
+
+    cfg = config_from_dict({"data": {"window_s": 10, "stride_s": 5}, "model": {"preset": "tiny"}})
+    state = {"format": CHECKPOINT_FORMAT, "kind": "best", "config": cfg.model_dump(mode="json"),
+             "model": build_v3(cfg.model).state_dict(), "epoch": 1, "step": 1}  # fmt: skip
+    return save_checkpoint(path, state)
+
+
+@pytest.mark.parametrize(
+    ("make", "status"),
+    [
+        ("flat", r"no EEG: every channel is flat; the trace and events mean nothing"),
+        ("railing", r"1 of 19 channels carry no usable EEG \(C3 railing\); events there are unreliable"),
+    ],
+)
+def test_predict_says_when_channels_carry_no_eeg(tmp_path: Path, make: str, status: str) -> None:
+    """A flat recording used to be scored "ok" (max probability 0.43); now the table, the JSON's notes and
+    channel_problems, and the .csv_bi's header say so."""
+    import json
+
+    import numpy as np
+
+    from ictal.io.channels import CANONICAL_19
+    from ictal.io.edf_write import write_edf
+
+    n = 256 * 30
+    rng = np.random.default_rng(0)
+    signals = [np.zeros(n) if make == "flat" else 30.0 * rng.standard_normal(n) for _ in CANONICAL_19]
+    if make == "railing":
+        signals[CANONICAL_19.index("C3")] = np.clip(300.0 * rng.standard_normal(n), -200.0, 200.0)
+    edf = write_edf(tmp_path / "rec.edf", signals, 256.0, [f"EEG {c.upper()}-REF" for c in CANONICAL_19])
+    out = tmp_path / "out"
+    args = ["predict", str(_tiny_checkpoint(tmp_path / "best.pt")), str(edf), "--out", str(out), "--device", "cpu"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})  # the table's status cell on one line
+    assert result.exit_code == 0, result.output
+    assert re.search(status, result.output), result.output
+    data = json.loads((out / "rec.json").read_text())
+    assert any(re.search(status, note) for note in data["notes"]), data["notes"]
+    problems = data["channel_problems"]
+    assert (len(problems), problems[0]["problem"]) == ((19, "flat") if make == "flat" else (1, "railing"))
+    assert re.search(r"# note = " + status, (out / "rec.csv_bi").read_text())

@@ -28,8 +28,9 @@ def summary_table(run: PredictRun, out_dir: Path, threshold: Threshold) -> Table
     for col in ("recording", "duration", "events", "max p", "seconds", "status"):
         table.add_column(col, justify="left" if col in ("recording", "status") else "right")
     for s in run.done:
+        status = f"[yellow]{s.quality}" if s.quality else "ok"
         table.add_row(s.name, _duration(s.duration_s), str(s.n_events), f"{s.max_probability:.2f}",
-                      f"{s.seconds:.1f}", "ok")  # fmt: skip
+                      f"{s.seconds:.1f}", status)  # fmt: skip
     for f in run.failed:
         table.add_row(f.path.name, "", "", "", "", f"[red]failed: {f.problem}")
     table.caption = f"threshold from {threshold.source}"

@@ -54,6 +54,7 @@ from ictal.provenance import checkpoint_provenance, software_versions
 from ictal.scoring.operating_points import DEFAULT_TARGETS, target_label, with_threshold
 from ictal.signal.chunked import ArraySource, SampleSource, preprocess_chunks
 from ictal.signal.preprocess import ChannelStats, PreprocessConfig
+from ictal.signal.quality import ChannelProblem, QualityTap, recording_note
 
 if TYPE_CHECKING:
     from ictal.config.schema import IctalConfig
@@ -210,6 +211,13 @@ class RecordingPrediction:
     scoring: str
     seconds: float
     notes: list[str] = field(default_factory=list)
+    #: Channels that carried no usable EEG (flat, disconnected, railing): :mod:`ictal.signal.quality`.
+    channel_problems: list[ChannelProblem] = field(default_factory=list)
+
+    @property
+    def quality(self) -> str | None:
+        """One line when channels carried no usable EEG (the table's status, the JSON's and csv_bi's note)."""
+        return recording_note(self.channel_problems, len(CANONICAL_19))
 
     @property
     def max_probability(self) -> float:
@@ -294,11 +302,14 @@ def _predict_source(
 ) -> RecordingPrediction:
     predict = predict or PredictConfig()
     window, stride = window_samples(cfg)
+    tap = QualityTap(source, CANONICAL_19)  # the raw µV of the first pass: flat, disconnected, railing channels
     trace, scoring = scored_trace(
-        model, source, cfg.preprocess, window=window, stride=stride, chunk_s=predict.chunk_s,
+        model, tap, cfg.preprocess, window=window, stride=stride, chunk_s=predict.chunk_s,
         batch_size=batch_size_for(predict.batch_size), scoring=predict.scoring, device=device,
         on_chunk=on_chunk,
     )  # fmt: skip
+    problems = tap.problems()
+    note = recording_note(problems, len(CANONICAL_19))
     return RecordingPrediction(
         path=meta.path,
         name=output_name(meta.path),
@@ -310,7 +321,8 @@ def _predict_source(
         threshold=threshold,
         scoring=scoring,
         seconds=time.perf_counter() - t0,
-        notes=[*meta.repairs, *meta.warnings],
+        notes=[*meta.repairs, *meta.warnings, *([note] if note else [])],
+        channel_problems=problems,
     )
 
 
@@ -346,7 +358,10 @@ def write_prediction(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {kind: out / f"{pred.name}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()}
-    write_annotations(paths["csv_bi"], events_to_annotation(pred.events, pred.duration_s, pred.name))
+    annotation = events_to_annotation(pred.events, pred.duration_s, pred.name)
+    if pred.quality:
+        annotation.header.append(("note", pred.quality))
+    write_annotations(paths["csv_bi"], annotation)
     write_text_atomic(paths["tsv"], events_tsv(pred.events, pred.duration_s, pred.start))
     payload = {
         "recording": str(pred.path),
@@ -376,6 +391,7 @@ def write_prediction(
         "software": dict(versions or software_versions()),
         "seconds": pred.seconds,
         "notes": pred.notes,
+        "channel_problems": [p.to_json() for p in pred.channel_problems],
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     write_json_atomic(paths["json"], payload)
@@ -414,6 +430,8 @@ class PredictSummary:
     max_probability: float
     seconds: float
     outputs: dict[str, Path]
+    #: None when every channel looked like EEG; else one line saying which did not.
+    quality: str | None = None
 
 
 @dataclass
@@ -462,7 +480,8 @@ def predict_files(
             run.failed.append(PredictFailure(path, str(exc).removeprefix(f"{path}: ")))
             continue
         summary = PredictSummary(
-            path, pred.name, pred.duration_s, len(pred.events), pred.max_probability, pred.seconds, outputs
-        )
+            path, pred.name, pred.duration_s, len(pred.events), pred.max_probability, pred.seconds, outputs,
+            pred.quality,
+        )  # fmt: skip
         run.done.append(summary)
     return run
