@@ -124,3 +124,30 @@ def test_streamable_model_scored_as_predict_scores_it(cache: Path) -> None:
     signal = np.load(cache / "dev" / "pdev_s001_t001.npy", mmap_mode="r")
     expected = score_signal(model, signal, window=60 * FS, stride=10 * FS, mode="continuous")
     np.testing.assert_array_equal(traces.traces[1], expected)
+
+
+def test_an_over_confident_model_gets_thresholds_between_its_own_levels() -> None:
+    """Every frame above 0.999 (seizures at 0.99995, background at 0.9991-0.9993): the fixed grid ends at 0.999,
+    where everything is one event; the sweep also tries the traces' own upper quantiles and finds the seizures.
+    Where no threshold reaches a target, the table says so."""
+    from ictal.infer.evaluate import SplitTraces, headline, thresholds_grid
+
+    rng = np.random.default_rng(0)
+    rate, seconds = 16, 900
+    traces, refs = [], []
+    for i in range(4):
+        p = 0.9991 + 2e-4 * rng.random(rate * seconds)
+        start = 100 + 150 * i
+        p[start * rate : (start + 60) * rate] = 0.99995
+        traces.append(p.astype(np.float64))
+        refs.append([(float(start), float(start + 60))])
+    split = SplitTraces("dev", "model", [f"r{i}" for i in range(4)], traces, refs, [float(seconds)] * 4)
+    post = PostConfig()
+    grid = thresholds_grid(post, traces)
+    assert grid.max() > 0.9999 and np.all(np.diff(grid) > 0)
+    result = evaluate_split(split, post)
+    m = result.metrics
+    assert m["ovlp_sensitivity_at_10fa"] == 1.0 and m["ovlp_fa_per_24h_at_10fa"] == 0.0
+    assert m["threshold_at_10fa"] > 0.999 and m["target_met_at_10fa"] is True
+    unmet = dict(m, target_met_at_1fa=False)
+    assert any("not met" in row[1] for row in headline(unmet) if row[1].startswith("1 "))

@@ -170,13 +170,30 @@ def frame_histogram(traces: SplitTraces) -> ProbabilityHistogram:
     return hist
 
 
-def _thresholds_grid(post: PostConfig) -> np.ndarray:
-    # At or below the hysteresis gap tau_off is 0: the whole recording is one event, which can look like a
-    # valid operating point on a few long recordings. Those thresholds are not candidates.
+#: Upper quantiles of the pooled frame probabilities added to the sweep's grid, finer towards the top: an
+#: over-confident model whose frames all sit above 0.999 still gets thresholds between its own levels.
+TRACE_QUANTILES = 1.0 - np.geomspace(0.5, 1e-6, 40)
+#: Frames sampled per recording for those quantiles (bounded work on long splits).
+_QUANTILE_SAMPLE = 20_000
+
+
+def thresholds_grid(post: PostConfig, traces: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """The candidate thresholds of a sweep: the fixed grid, and the upper quantiles of the traces' own values, so
+    the levels the model actually takes are tried whatever its calibration. Sorted, distinct.
+
+    At or below the hysteresis gap ``tau_off`` is 0: the whole recording is one event, which can look like a
+    valid operating point on a few long recordings; those thresholds are not candidates.
+    """
     from ictal.scoring.operating_points import DEFAULT_THRESHOLDS
 
     gap = post.tau_on - post.tau_off
-    return np.asarray([t for t in DEFAULT_THRESHOLDS if tau_off_for(np.array([t]), post)[0] > 0 and t > gap])
+    candidates = [float(t) for t in DEFAULT_THRESHOLDS]
+    if len(traces):
+        sample = np.concatenate([t[:: max(1, t.size // _QUANTILE_SAMPLE)].astype(np.float64) for t in traces if t.size])
+        if sample.size:
+            candidates += np.round(np.quantile(sample, TRACE_QUANTILES), 9).tolist()
+    grid = np.unique(np.asarray(candidates))
+    return grid[(grid > gap) & (tau_off_for(grid, post) > 0) & (grid <= 1.0)]
 
 
 def read_thresholds(results_json: str | Path) -> tuple[dict[float, float], str]:
@@ -214,7 +231,14 @@ def evaluate_split(
     """
     szcore = szcore or SzcoreConfig()
     sweep = sweep_thresholds(
-        traces.traces, FRAME_RATE, traces.refs, traces.durations, post, _thresholds_grid(post), SCORERS, szcore
+        traces.traces,
+        FRAME_RATE,
+        traces.refs,
+        traces.durations,
+        post,
+        thresholds_grid(post, traces.traces),
+        SCORERS,
+        szcore,
     )
     if thresholds is None:
         allowed = traces.split == "dev" if allow_choose_on_this_split is None else allow_choose_on_this_split
@@ -313,6 +337,8 @@ def headline(metrics: Mapping[str, Any], scorers: Sequence[str] = SCORERS) -> li
             sens, fa = metrics.get(f"{s}_sensitivity_at_{t}fa"), metrics.get(f"{s}_fa_per_24h_at_{t}fa")
             sens_txt = "n/a" if sens is None or not math.isfinite(sens) else f"{100 * sens:.1f}"
             fa_txt = "n/a" if fa is None or not math.isfinite(fa) else f"{fa:.2f}"
+            if metrics.get(f"target_met_at_{t}fa") is False:
+                t += " (not met: no threshold reached it)"
             rows.append((AGGREGATION[s], t, sens_txt, fa_txt))
     return rows
 
