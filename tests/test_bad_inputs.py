@@ -317,3 +317,94 @@ def test_predict_says_when_channels_carry_no_eeg(tmp_path: Path, make: str, stat
     problems = data["channel_problems"]
     assert (len(problems), problems[0]["problem"]) == ((19, "flat") if make == "flat" else (1, "railing"))
     assert re.search(r"# note = " + status, (out / "rec.csv_bi").read_text())
+
+
+# ---- a full disk, injected at the write (ENOSPC from fsync, where every atomic write ends) ----------------------
+
+
+@pytest.fixture
+def disk_fills_after(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``disk_fills_after(n, matching="")``: the first ``n`` atomic writes (of files whose temporary name contains
+    ``matching``) succeed, every later one fails with ENOSPC."""
+    import errno
+    import os
+
+    import ictal.io.atomic as atomic
+
+    real_fsync = os.fsync
+
+    def arm(n: int, matching: str = "") -> None:
+        calls = {"n": 0}
+
+        def fsync(fd: int) -> None:
+            if matching in os.readlink(f"/proc/self/fd/{fd}"):
+                calls["n"] += 1
+                if calls["n"] > n:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+            real_fsync(fd)
+
+        monkeypatch.setattr(atomic.os, "fsync", fsync)
+
+    return arm
+
+
+def test_disk_full_in_build_cache_stops_with_what_is_needed_and_resumes(
+    synthetic_corpus: Path, tmp_path: Path, disk_fills_after: Callable[..., None]
+) -> None:
+    cache = tmp_path / "cache"
+    args = ["build-cache", "--data-dir", str(synthetic_corpus), "--cache-dir", str(cache), "--split", "train"]
+    disk_fills_after(3)  # cache.json, then one recording's .npy and .json
+    result = CliRunner().invoke(app, [*args, "--workers", "1"])
+    assert result.exit_code == 1, result.output
+    assert re.search(r"train: the disk is full: 1 recording\(s\) built now, \d+ left to build, about [\d.]+ GB more",
+                     result.output), result.output  # fmt: skip
+    assert "no space left on the device holding" in result.output and "run the same command again" in result.output
+    assert "fix or remove those files" not in result.output
+    assert not list((cache / "train").glob(".*.tmp")) and len(list((cache / "train").glob("*.npy"))) == 1
+    disk_fills_after(10_000)
+    result = CliRunner().invoke(app, [*args, "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "1 skipped" in result.output and "0 failed" in result.output
+
+
+def test_disk_full_in_predict_leaves_no_partial_outputs(tmp_path: Path, disk_fills_after: Callable[..., None]) -> None:
+    import numpy as np
+
+    from ictal.io.channels import CANONICAL_19
+    from ictal.io.edf_write import write_edf
+
+    rng = np.random.default_rng(0)
+    signals = [30.0 * rng.standard_normal(256 * 30) for _ in CANONICAL_19]
+    edf = write_edf(tmp_path / "rec.edf", signals, 256.0, [f"EEG {c.upper()}-REF" for c in CANONICAL_19])
+    checkpoint = _tiny_checkpoint(tmp_path / "best.pt")
+    out = tmp_path / "out"
+    disk_fills_after(2)  # the .csv_bi and the .tsv are written, the .json is not
+    result = CliRunner().invoke(app, ["predict", str(checkpoint), str(edf), "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 1, result.output
+    assert "rec.json: no space left on the device holding" in " ".join(result.output.split())
+    assert not [p for p in out.rglob("*") if p.is_file()], list(out.rglob("*"))  # all or none
+
+
+def test_disk_full_while_training_keeps_the_last_checkpoint(
+    synthetic_cache: Path, tmp_path: Path, disk_fills_after: Callable[..., None]
+) -> None:
+    import yaml
+
+    from ictal.config.schema import config_from_dict
+
+    run = tmp_path / "run"
+    cfg = config_from_dict({
+        "data": {"cache_dir": str(synthetic_cache), "window_s": 10, "stride_s": 5}, "model": {"preset": "tiny"},
+        "training": {"batch_size": 4, "epochs": 1, "device": "cpu", "mixed_precision": "no", "num_threads": 1,
+                     "max_steps_per_epoch": 2, "tensorboard": False, "run_dir": str(run), "validation": "frames"},
+    })  # fmt: skip
+    config = _write(tmp_path / "c.yaml", yaml.safe_dump(cfg.model_dump(mode="json")))
+    assert CliRunner().invoke(app, ["train", str(config)]).exit_code == 0
+    before = (run / "last.pt").read_bytes()
+    disk_fills_after(0, matching=".pt.")  # the checkpoint writes fail
+    result = CliRunner().invoke(app, ["train", str(config), "--resume", "--epochs", "2"])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "no space left on the device holding" in text and "continue with --resume" in text, result.output
+    assert "last.pt: no space left" in text or "best.pt: no space left" in text, text
+    assert (run / "last.pt").read_bytes() == before and not list(run.glob(".*.tmp"))

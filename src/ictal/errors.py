@@ -44,3 +44,23 @@ class ConfigError(IctalError):
 
 class OutputError(IctalError):
     """An output folder or file that cannot be written (read-only, not a folder, disk full)."""
+
+
+class DiskFullError(OutputError):
+    """No space left where an output was being written; ``path`` is the file, ``needed`` bytes if known."""
+
+    def __init__(self, path: str | Path, needed: int | None = None) -> None:
+        self.path = Path(path)
+        self.needed = needed
+        size = f" (this file needs about {_size(needed)})" if needed else ""
+        super().__init__(
+            f"{self.path}: no space left on the device holding {self.path.parent}{size}; free space there and run "
+            "the same command again (what was written before is kept)"
+        )
+
+
+def _size(n_bytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:,.1f} {unit}"
+    return f"{n_bytes} bytes"

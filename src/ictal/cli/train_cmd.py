@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ictal.cli.common import fail, load_config_or_exit
-from ictal.errors import IctalError
+from ictal.errors import DiskFullError, IctalError
 
 if TYPE_CHECKING:
     pass
@@ -76,6 +76,8 @@ def train_command(
     except TrainingDivergedError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(3) from None
+    except DiskFullError as exc:
+        raise fail(f"{exc}; continue with --resume: the last checkpoint written is intact") from None
     except IctalError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:

@@ -161,7 +161,7 @@ def _short(value: Any) -> str:
 
 def write_npy_atomic(path: Path, array: np.ndarray) -> int:
     """Save ``array`` as ``.npy`` atomically; returns the file size in bytes."""
-    write_atomic(path, lambda fh: np.save(fh, array, allow_pickle=False))
+    write_atomic(path, lambda fh: np.save(fh, array, allow_pickle=False), size_hint=array.nbytes)
     return path.stat().st_size
 
 

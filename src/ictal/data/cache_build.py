@@ -18,12 +18,14 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from ictal.data.cache import (
     REPORT_FILE,
@@ -40,7 +42,9 @@ from ictal.data.cache import (
 from ictal.data.config import DataConfig
 from ictal.data.corpus import CorpusError, RecordingFiles, select_split
 from ictal.data.manifest import WindowTable, write_manifest
-from ictal.errors import IctalError
+from ictal.errors import DiskFullError, IctalError
+from ictal.frames import SAMPLE_RATE
+from ictal.io.edf_header import read_edf_header
 from ictal.io.json_files import write_json_atomic
 from ictal.signal.preprocess import PreprocessConfig
 
@@ -183,17 +187,40 @@ def build_recording(rec: RecordingFiles, out_dir: Path, params: CacheParams) -> 
     return meta
 
 
-def _build_one(rec: RecordingFiles, out_dir: Path, params: CacheParams) -> tuple[str, float, str | None]:
-    """Worker entry: (rel path, hours built, None) or (rel path, 0, reason it failed)."""
+class Built(NamedTuple):
+    """One file's result: hours built, or why it failed; ``disk_full`` stops the build (not a file's fault)."""
+
+    rel: str
+    hours: float
+    reason: str | None
+    disk_full: bool = False
+
+
+def cached_bytes(recordings: Sequence[RecordingFiles], params: CacheParams) -> int:
+    """What caching ``recordings`` takes on disk, from their EDF headers: 256 Hz x channels x the dtype's bytes."""
+    per_second = SAMPLE_RATE * len(params.channels) * np.dtype(params.dtype).itemsize
+    total = 0.0
+    for rec in recordings:
+        try:
+            total += read_edf_header(rec.edf).duration_s * per_second
+        except IctalError:
+            continue  # an unreadable file will fail on its own
+    return int(total)
+
+
+def _build_one(rec: RecordingFiles, out_dir: Path, params: CacheParams) -> Built:
+    """Worker entry: the file's :class:`Built` result."""
     try:
         meta = build_recording(rec, out_dir, params)
+    except DiskFullError as exc:
+        return Built(rec.rel, 0.0, str(exc), disk_full=True)
     except IctalError as exc:
-        return rec.rel, 0.0, str(exc)
+        return Built(rec.rel, 0.0, str(exc))
     except MemoryError:
-        return rec.rel, 0.0, f"{rec.edf}: out of memory while preprocessing; build it with fewer --workers"
+        return Built(rec.rel, 0.0, f"{rec.edf}: out of memory while preprocessing; build it with fewer --workers")
     except Exception as exc:  # noqa: BLE001 - any file-specific failure is reported and the build goes on
-        return rec.rel, 0.0, f"{rec.edf}: {type(exc).__name__}: {exc}"
-    return rec.rel, meta["duration_s"] / 3600.0, None
+        return Built(rec.rel, 0.0, f"{rec.edf}: {type(exc).__name__}: {exc}")
+    return Built(rec.rel, meta["duration_s"] / 3600.0, None)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -222,21 +249,23 @@ _POOL_DIED = (
 )
 
 
-def _iter_results(
-    todo: list[RecordingFiles], out_dir: Path, params: CacheParams, workers: int
-) -> Iterator[tuple[str, float, str | None]]:
-    """Build ``todo``, yielding each file's result as it finishes; in-process for one worker."""
+def _iter_results(todo: list[RecordingFiles], out_dir: Path, params: CacheParams, workers: int) -> Iterator[Built]:
+    """Build ``todo``, yielding each file's result as it finishes; in-process for one worker. After a full disk
+    no further file is started (the ones in flight finish)."""
     if workers <= 1:
         for rec in todo:
-            yield _build_one(rec, out_dir, params)
+            result = _build_one(rec, out_dir, params)
+            yield result
+            if result.disk_full:
+                return
         return
     # Largest files first, so the pool does not finish waiting on one long recording.
     todo = sorted(todo, key=lambda r: -r.edf.stat().st_size)
     # Default start method on purpose: forcing spawn or fork breaks one platform or the other.
     pool = ProcessPoolExecutor(max_workers=workers)
-    broken = False
+    broken = disk_full = False
     try:
-        pending: dict[Future[tuple[str, float, str | None]], RecordingFiles] = {}
+        pending: dict[Future[Built], RecordingFiles] = {}
         queue = iter(todo)
         # A bounded number in flight: results come back in time for the progress bar and memory stays flat.
         for rec in queue:
@@ -248,17 +277,20 @@ def _iter_results(
             for fut in done:
                 rec = pending.pop(fut)
                 try:
-                    yield fut.result()
+                    result = fut.result()
                 except BrokenProcessPool:
                     broken = True
-                    yield rec.rel, 0.0, _POOL_DIED.format(edf=rec.edf)
+                    yield Built(rec.rel, 0.0, _POOL_DIED.format(edf=rec.edf))
                     continue
-                nxt = None if broken else next(queue, None)
+                yield result
+                disk_full = disk_full or result.disk_full
+                nxt = None if broken or disk_full else next(queue, None)
                 if nxt is not None:
                     pending[pool.submit(_build_one, nxt, out_dir, params)] = nxt
-        # A dead pool takes the files not yet started with it: report them rather than drop them.
-        for rec in queue:
-            yield rec.rel, 0.0, _POOL_DIED.format(edf=rec.edf)
+        # A dead pool takes the files not yet started with it: report them rather than drop them. After a full
+        # disk they are simply not started (the build's summary says how many are left).
+        for rec in [] if disk_full else queue:
+            yield Built(rec.rel, 0.0, _POOL_DIED.format(edf=rec.edf))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -316,16 +348,26 @@ def build_cache(
     bar = _progress(progress)
     with bar:
         task = bar.add_task(f"build-cache {split}", total=len(todo), rate="")
-        for rel, hours, reason in _iter_results(todo, out_dir, params, workers):
-            if reason is None:
+        disk_full: Built | None = None
+        for result in _iter_results(todo, out_dir, params, workers):
+            if result.disk_full:
+                disk_full = disk_full or result
+            elif result.reason is None:
                 report.built += 1
-                report.built_hours += hours
+                report.built_hours += result.hours
             else:
-                report.failed.append({"file": rel, "reason": reason})
-                bar.console.print(f"[red]failed[/red] {rel}: {reason}", highlight=False, markup=True)
+                report.failed.append({"file": result.rel, "reason": result.reason})
+                bar.console.print(f"[red]failed[/red] {result.rel}: {result.reason}", highlight=False, markup=True)
             elapsed = time.perf_counter() - t0
             bar.update(task, advance=1, rate=f"{report.built_hours / max(elapsed, 1e-9):.2f} h EEG/s")
     report.seconds = time.perf_counter() - t0
+    if disk_full is not None:
+        left = [r for r in todo if not is_built(r, out_dir, params)]
+        raise CacheError(
+            f"{out_dir}: the disk is full: {report.built} recording(s) built now, {len(left)} left to build, about "
+            f"{cached_bytes(left, params) / 1e9:,.2f} GB more (the first failure: {disk_full.reason}). Free space on "
+            "that device, or point --cache-dir at a larger one, then run the same command again: it resumes"
+        )
     summarise_split(report, data)
     write_json_atomic(report.report_path, report.to_json(), sort_keys=True)
     return report

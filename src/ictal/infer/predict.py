@@ -27,7 +27,9 @@ windows, and the 16 Hz trace (5.5 MB for 24 h); never the whole recording's sign
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -358,6 +360,30 @@ def write_prediction(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {kind: out / f"{pred.name}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()}
+    # A recording's outputs are written all or none: into a staging folder first, moved into place once all four
+    # exist. A failure (a full disk) leaves neither a partial set nor damage to an earlier run's outputs.
+    staging = out / f".{pred.name}.writing"
+    shutil.rmtree(staging, ignore_errors=True)
+    staged = {kind: staging / path.name for kind, path in paths.items()}
+    try:
+        staging.mkdir()
+        _write_outputs(pred, staged, cfg, model_info, versions, plot_events, recording)
+        for kind, path in paths.items():
+            os.replace(staged[kind], path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return paths
+
+
+def _write_outputs(
+    pred: RecordingPrediction,
+    paths: dict[str, Path],
+    cfg: IctalConfig,
+    model_info: Mapping[str, Any] | None,
+    versions: Mapping[str, str] | None,
+    plot_events: int,
+    recording: EegRecording | None,
+) -> None:
     annotation = events_to_annotation(pred.events, pred.duration_s, pred.name)
     if pred.quality:
         annotation.header.append(("note", pred.quality))
@@ -408,7 +434,6 @@ def write_prediction(
             title=f"{pred.name}: {len(pred.events)} event(s) at threshold {where}", threshold=pred.threshold.value,
             max_events=plot_events,
         )  # fmt: skip
-    return paths
 
 
 @dataclass(frozen=True)

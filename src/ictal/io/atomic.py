@@ -7,6 +7,7 @@ can tell a dead writer's leftovers from a live one's.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import tempfile
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from ictal.errors import OutputError
+from ictal.errors import DiskFullError, OutputError
 
 
 def tmp_prefix(name: str) -> str:
@@ -22,11 +23,14 @@ def tmp_prefix(name: str) -> str:
     return f".{name}.{socket.gethostname()}-{os.getpid()}."
 
 
-def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
+def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object], size_hint: int | None = None) -> Path:
     """Write ``path`` through ``write(fh)`` (a binary file handle), atomically; returns the path.
 
     The file gets the permissions a plain ``open`` would give (mkstemp's 0600 would hide shared outputs from
-    other users).
+    other users). ``size_hint`` (bytes) is what a full disk is told the file needs.
+
+    Raises:
+        DiskFullError: no space left (or a quota reached) on the device; nothing of the file is left behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +44,11 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(path, size_hint) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -49,7 +58,7 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8, ``\\n`` line ends as given) to ``path`` atomically."""
     data = text.encode("utf-8")
-    return write_atomic(path, lambda fh: fh.write(data))
+    return write_atomic(path, lambda fh: fh.write(data), size_hint=len(data))
 
 
 def check_writable(path: str | Path, what: str, *, folder: bool = True) -> Path:

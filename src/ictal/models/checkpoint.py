@@ -54,7 +54,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     data = buffer.getvalue()
-    write_atomic(path, lambda fh: fh.write(data))
+    write_atomic(path, lambda fh: fh.write(data), size_hint=len(data))
     return path
 
 
