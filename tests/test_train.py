@@ -239,6 +239,9 @@ def test_resume_after_kill_mid_epoch_is_exact(synthetic_cache: Path, tmp_path: P
     assert weights_equal(resumed.model, straight.model)  # bit-identical
     assert resumed.optimizer.state_dict()["state"][0]["step"] == straight.optimizer.state_dict()["state"][0]["step"]
     assert [r["monitor"] for r in resumed.history] == [r["monitor"] for r in straight.history]
+    # The interrupted epoch's loss averages all its batches, those before the kill included (it used to average
+    # only those after the resume).
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in straight.history]
     assert json.loads((tmp_path / "b" / "run.json").read_text())["resumed_from_step"] == 6
 
 

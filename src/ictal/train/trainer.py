@@ -136,11 +136,14 @@ class TrainResult:
 
 @dataclasses.dataclass
 class Counters:
-    """Skipped-step counts, saved in checkpoints."""
+    """Skipped-step counts and the epoch's running loss, saved in checkpoints (so a resumed epoch's
+    ``train_loss`` averages every batch of the epoch, as an uninterrupted run's does)."""
 
     nonfinite_total: int = 0
     nonfinite_consecutive: int = 0
     fp16_overflow: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_loss_batches: int = 0
 
 
 class Trainer:
@@ -558,7 +561,7 @@ class Trainer:
         t = self.cfg.training
         started = time.monotonic()
         budget_s = t.max_minutes * 60.0 if t.max_minutes is not None else None
-        loss_sum, loss_n = 0.0, 0
+        c = self.counters
         stopped = "completed"
         if self.early_stopping.should_stop:
             return "early_stopping"  # a resumed run that had already stopped
@@ -580,7 +583,7 @@ class Trainer:
                     cb.on_batch_start(self, batch)
                 info = self.train_step(batch)
                 if info.skipped is None or info.skipped == "fp16_overflow":
-                    loss_sum, loss_n = loss_sum + info.loss, loss_n + 1
+                    c.epoch_loss_sum, c.epoch_loss_batches = c.epoch_loss_sum + info.loss, c.epoch_loss_batches + 1
                 # Mid-epoch resume points; the epoch's end writes its own.
                 mid_epoch = self.epoch_step < self.steps_per_epoch
                 if t.checkpoint_every and self.step % t.checkpoint_every == 0 and mid_epoch:
@@ -610,14 +613,14 @@ class Trainer:
                     "epoch": finished_epoch + 1,
                     "epoch_complete": epoch_done,
                     "step": self.step,
-                    "train_loss": loss_sum / loss_n if loss_n else float("nan"),
+                    "train_loss": c.epoch_loss_sum / c.epoch_loss_batches if c.epoch_loss_batches else float("nan"),
                     "lr": self.schedule.get_last_lr()[0],
                     "nonfinite_steps": self.counters.nonfinite_total,
                     "best": improved,
                     **metrics,
                 }
                 self.history.append(row)
-                loss_sum, loss_n = 0.0, 0
+                c.epoch_loss_sum, c.epoch_loss_batches = 0.0, 0
                 self._log_validation(row)
                 if improved:
                     kinds.append("best")
