@@ -16,6 +16,8 @@ that fails (unreadable EDF, bad annotation, ...) is reported with its reason and
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -249,6 +251,22 @@ _POOL_DIED = (
 )
 
 
+#: How often a worker checks that the process that started it is still there (seconds).
+PARENT_POLL_S = 0.5
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker when its parent dies (``kill -9`` of build-cache leaves no orphan
+    preprocessing files for nobody). A daemon thread watches the parent id, which changes when it is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _iter_results(todo: list[RecordingFiles], out_dir: Path, params: CacheParams, workers: int) -> Iterator[Built]:
     """Build ``todo``, yielding each file's result as it finishes; in-process for one worker. After a full disk
     no further file is started (the ones in flight finish)."""
@@ -262,7 +280,7 @@ def _iter_results(todo: list[RecordingFiles], out_dir: Path, params: CacheParams
     # Largest files first, so the pool does not finish waiting on one long recording.
     todo = sorted(todo, key=lambda r: -r.edf.stat().st_size)
     # Default start method on purpose: forcing spawn or fork breaks one platform or the other.
-    pool = ProcessPoolExecutor(max_workers=workers)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=exit_with_parent, initargs=(os.getpid(),))
     broken = disk_full = False
     try:
         pending: dict[Future[Built], RecordingFiles] = {}
