@@ -151,3 +151,34 @@ def test_an_over_confident_model_gets_thresholds_between_its_own_levels() -> Non
     assert m["threshold_at_10fa"] > 0.999 and m["target_met_at_10fa"] is True
     unmet = dict(m, target_met_at_1fa=False)
     assert any("not met" in row[1] for row in headline(unmet) if row[1].startswith("1 "))
+
+
+def test_a_model_that_does_not_beat_a_trivial_detector_is_said_to(tmp_path: Path) -> None:
+    """Every recording holds a seizure: calling everything seizure scores 100 % at 0 FA/24h under OVLP, and a
+    model no better is warned about; one better is not."""
+    from ictal.infer.evaluate import SplitTraces, all_seizure_traces, baselines_block, evaluate_baselines
+
+    rate, seconds = 16, 300
+    refs = [[(100.0, 160.0)] for _ in range(3)]
+    flat = [np.full(rate * seconds, 0.3) for _ in range(3)]
+    split = SplitTraces("dev", "model", ["a", "b", "c"], flat, refs, [float(seconds)] * 3)
+    post = PostConfig()
+    model = evaluate_split(split, post)
+    baselines = evaluate_baselines({"all_seizure": all_seizure_traces(split)}, post)
+    block, warnings = baselines_block(model, baselines)
+    assert block["all_seizure"]["ovlp_sensitivity_at_10fa"] == 1.0
+    assert block["all_seizure"]["ovlp_fa_per_24h_at_10fa"] == 0.0
+    assert len(warnings) == 1 and "does not beat the all seizure detector on dev" in warnings[0]
+    # On this split a perfect model cannot be told from it either (100 % at 0 FA/24h both): warned too.
+    good = []
+    for ref in refs:
+        p = np.full(rate * seconds, 0.05)
+        p[int(ref[0][0]) * rate : int(ref[0][1]) * rate] = 0.95
+        good.append(p)
+    perfect = evaluate_split(SplitTraces("dev", "model", ["a", "b", "c"], good, refs, [float(seconds)] * 3), post)
+    assert len(baselines_block(perfect, baselines)[1]) == 1
+    # A seizure-free recording tells them apart: everything-seizure raises a false alarm there, the model not.
+    with_free = SplitTraces("dev", "model", ["a", "b", "c", "d"], [*good, np.full(rate * seconds, 0.05)],
+                            [*refs, []], [float(seconds)] * 4)  # fmt: skip
+    baselines = evaluate_baselines({"all_seizure": all_seizure_traces(with_free)}, post)
+    assert baselines_block(evaluate_split(with_free, post), baselines)[1] == []

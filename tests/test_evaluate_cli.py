@@ -44,6 +44,13 @@ def test_evaluate_dev_then_eval(checkpoint: Path, tmp_path: Path) -> None:
     assert dev["split"] == "dev" and dev["n_ref_seizures"] == 1 and dev["checkpoint_epoch"] == 1
     assert (dev_out / "ref.list").read_text().count(".csv_bi") == 2
     assert (dev_out / "sensitivity_fa.png").stat().st_size > 10_000
+    # Beside the model, what two trivial detectors get on the same split by the same rules.
+    assert set(dev["baselines"]) == {"all_seizure", "line_length"}
+    everything = dev["baselines"]["all_seizure"]
+    assert everything["ovlp_sensitivity_at_10fa"] == 1.0  # calling everything seizure finds the one seizure
+    assert "all seizure detector: NEDC OVLP 100.0 %" in " ".join(res.output.split())
+    for warning in dev["warnings"]:
+        assert warning in " ".join(res.output.split()).replace("warning: ", "")
 
     # eval refuses to choose its own thresholds, then takes dev's unchanged
     res = runner.invoke(app, ["evaluate", str(checkpoint), "--split", "eval", "--out", str(tmp_path / "x")])
@@ -55,6 +62,7 @@ def test_evaluate_dev_then_eval(checkpoint: Path, tmp_path: Path) -> None:
     ev = json.loads((eval_out / "results.json").read_text())
     assert ev["thresholds_chosen_on"] == "dev"
     assert ev["threshold_at_10fa"] == dev["threshold_at_10fa"]
+    assert ev["baselines"]["line_length"]["thresholds"] == dev["baselines"]["line_length"]["thresholds"]
 
 
 def test_evaluate_bad_inputs(checkpoint: Path, tmp_path: Path) -> None:

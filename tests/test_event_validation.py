@@ -51,3 +51,11 @@ def test_event_validator_scores_dev(fake_cache, tmp_path: Path) -> None:  # type
     assert blind["dev_ovlp_sens_at_10fa"] < 1.0 and blind["monitor"] < good["monitor"]
     assert validator(Channel0Detector(20.0), _ctx(rank=1)) == {}
     assert "events on dev" in validator.describe()
+
+
+def test_a_saturated_event_monitor_is_warned_about() -> None:
+    from ictal.train.event_validation import saturation_warning
+
+    assert saturation_warning([1.0]) is None and saturation_warning([0.5, 0.75]) is None
+    line = saturation_warning([1.0, 1.0, 1.0])
+    assert line is not None and "100.0 % at every validation so far (3)" in line and "frame AUROC" in line

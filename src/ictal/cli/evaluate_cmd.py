@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # the evaluation stack (torch) loads when the command runs, n
     from ictal.infer.evaluate import EvaluationResult
 
 
-def results_table(result: EvaluationResult) -> Table:
+def results_table(result: EvaluationResult, baselines: dict[str, Any] | None = None) -> Table:
     from ictal.infer.evaluate import headline
 
     m = result.metrics
@@ -31,7 +31,12 @@ def results_table(result: EvaluationResult) -> Table:
         table.add_column(col, justify="left" if col.startswith("scorer") else "right")
     for row in headline(m):
         table.add_row(*row)
-    table.caption = f"frame AUROC {m['auroc']:.3f}, ECE {m['ece']:.3f}"
+    caption = [f"frame AUROC {m['auroc']:.3f}, ECE {m['ece']:.3f}"]
+    for name, b in (baselines or {}).items():
+        sens, fa = b.get("ovlp_sensitivity_at_10fa"), b.get("ovlp_fa_per_24h_at_10fa")
+        if sens is not None and fa is not None:
+            caption.append(f"{name.replace('_', ' ')} detector: NEDC OVLP {100 * sens:.1f} % at {fa:.2f} FA/24h")
+    table.caption = "; ".join(caption)
     return table
 
 
@@ -52,7 +57,17 @@ def evaluate(
     """Run the model over every recording of a cached split and score it with every scorer."""
     from ictal.data.cache import CacheParams
     from ictal.devices import resolve_device
-    from ictal.infer.evaluate import evaluate_split, read_thresholds, split_traces, write_evaluation, write_plots
+    from ictal.infer.evaluate import (
+        all_seizure_traces,
+        baselines_block,
+        evaluate_baselines,
+        evaluate_split,
+        read_baseline_thresholds,
+        read_thresholds,
+        split_traces,
+        write_evaluation,
+        write_plots,
+    )
     from ictal.io.atomic import check_writable
     from ictal.models.checkpoint import load_model
 
@@ -84,11 +99,23 @@ def evaluate(
             thresholds_chosen_on=chosen_on,
             allow_choose_on_this_split=True if choose_on_split else None,
         )
-        path = write_evaluation(result, out_dir, cfg=cfg, checkpoint_meta=meta, device=dev)
+        # What two trivial detectors get on the same split by the same rules (thresholds from the dev run's own
+        # baselines when evaluating with dev thresholds).
+        line_length = split_traces(root, split, detector="line_length")
+        baselines = evaluate_baselines(
+            {"all_seizure": all_seizure_traces(traces), "line_length": line_length}, cfg.post, cfg.szcore,
+            thresholds=read_baseline_thresholds(thresholds_from) if thresholds_from is not None else None,
+        )  # fmt: skip
+        block, warnings = baselines_block(result, baselines)
+        path = write_evaluation(
+            result, out_dir, cfg=cfg, checkpoint_meta=meta, device=dev, extra={"baselines": block, "warnings": warnings}
+        )
         write_plots(result, out_dir)
     except IctalError as exc:
         raise fail(exc) from None
-    console.print(results_table(result))
+    console.print(results_table(result, block))
+    for line in warnings:
+        console.print(f"[yellow]warning: {line}", highlight=False)
     console.print(f"wrote {path}, {out_dir}/ref.list, {out_dir}/hyp.list and plots in {out_dir}/")
 
 

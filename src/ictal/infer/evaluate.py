@@ -276,6 +276,82 @@ def evaluate_split(
     )
 
 
+#: The trivial detectors every evaluation is compared with, scored on the same split by the same rules.
+BASELINES: tuple[str, ...] = ("all_seizure", "line_length")
+#: The figures kept of each baseline (besides its thresholds).
+_BASELINE_KEYS = ("ovlp_sensitivity_at_10fa", "ovlp_fa_per_24h_at_10fa", "szcore_sensitivity_at_10fa", "auroc")
+
+
+def all_seizure_traces(traces: SplitTraces) -> SplitTraces:
+    """A detector that calls everything seizure: probability 1 at every frame of the same recordings."""
+    ones = [np.ones_like(t) for t in traces.traces]
+    return SplitTraces(traces.split, "all_seizure", traces.names, ones, traces.refs, traces.durations)
+
+
+def evaluate_baselines(
+    baseline_traces: Mapping[str, SplitTraces],
+    post: PostConfig,
+    szcore: SzcoreConfig | None = None,
+    *,
+    thresholds: Mapping[str, Mapping[float, float]] | None = None,
+) -> dict[str, EvaluationResult]:
+    """Each baseline scored as a model would be: thresholds chosen on this split (as a dev run does), or applied
+    from ``thresholds[name]`` (a dev run's ``baselines`` block); a baseline without given thresholds is chosen on
+    this split whatever it is, which for a trivial detector is a fair upper bound, not a leak to worry about."""
+    out = {}
+    for name, traces in baseline_traces.items():
+        given = (thresholds or {}).get(name)
+        out[name] = evaluate_split(
+            traces, post, szcore, thresholds=given, thresholds_chosen_on="dev" if given else None,
+            allow_choose_on_this_split=True,
+        )  # fmt: skip
+    return out
+
+
+def baselines_block(
+    model: EvaluationResult, baselines: Mapping[str, EvaluationResult]
+) -> tuple[dict[str, Any], list[str]]:
+    """The ``baselines`` block of ``results.json`` and one warning per baseline the model does not beat (NEDC
+    OVLP sensitivity at 10 FA/24h no higher, at no lower a false-alarm rate)."""
+    block: dict[str, Any] = {}
+    warnings: list[str] = []
+    m = model.metrics
+    for name, result in baselines.items():
+        b = result.metrics
+        block[name] = {
+            "thresholds": {target_label(k): v for k, v in result.thresholds.items()},
+            **{k: b.get(k) for k in _BASELINE_KEYS},
+        }
+        figures = [
+            float(x) if x is not None else math.nan
+            for x in (m.get("ovlp_sensitivity_at_10fa"), m.get("ovlp_fa_per_24h_at_10fa"),
+                      b.get("ovlp_sensitivity_at_10fa"), b.get("ovlp_fa_per_24h_at_10fa"))
+        ]  # fmt: skip
+        if not all(math.isfinite(x) for x in figures):
+            continue
+        sens, fa, b_sens, b_fa = figures
+        if sens <= b_sens and fa >= b_fa:
+            warnings.append(
+                f"the model does not beat the {name.replace('_', ' ')} detector on {model.split}: NEDC OVLP "
+                f"sensitivity at 10 FA/24h {100 * sens:.1f} % ({fa:.2f} FA/24h) against {100 * b_sens:.1f} % "
+                f"({b_fa:.2f} FA/24h); these figures cannot tell it from a trivial detector"
+            )
+    return block, warnings
+
+
+def read_baseline_thresholds(results_json: str | Path) -> dict[str, dict[float, float]]:
+    """The baselines' thresholds of a dev ``results.json`` (empty when it has none)."""
+    try:
+        data = json.loads(Path(results_json).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    out = {}
+    for name, block in (data.get("baselines") or {}).items():
+        given = block.get("thresholds") or {}
+        out[name] = {float(k): float(v) for k, v in given.items()}
+    return out
+
+
 def write_evaluation(
     result: EvaluationResult,
     out_dir: str | Path,

@@ -10,6 +10,7 @@ Runs on rank 0 only (the others return ``{}``; the trainer uses rank 0's metrics
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,21 @@ if TYPE_CHECKING:
 
 #: Weight of the frame AUROC in the monitored value (a tie-break: less than one seizure's worth of sensitivity).
 AUROC_TIE_BREAK = 1e-3
+
+log = logging.getLogger("ictal.train")
+
+
+def saturation_warning(sensitivities: list[float]) -> str | None:
+    """A warning when every validation so far gave the same dev sensitivity (at least two of them): the event
+    monitor cannot tell the checkpoints apart, and the frame AUROC tie-break picks ``best.pt`` alone."""
+    if len(sensitivities) < 2 or len(set(sensitivities)) > 1:
+        return None
+    return (
+        f"validation: dev OVLP sensitivity at 10 FA/24h is {100 * sensitivities[0]:.1f} % at every validation "
+        f"so far ({len(sensitivities)}): the event monitor is saturated on this dev split, so best.pt is chosen by "
+        "frame AUROC, the tie-break; a dev split with more seizure-free recordings, or evaluate's trivial-detector "
+        "baselines, tells whether the model learned anything"
+    )
 
 
 class EventValidator:
@@ -39,6 +55,8 @@ class EventValidator:
             raise ValueError("data.cache_dir is not set; set it in the config")
         self.cfg = cfg
         self.split = split
+        self.sensitivities: list[float] = []
+        self._warned = False
 
     def describe(self) -> str:
         return (
@@ -68,6 +86,11 @@ class EventValidator:
         auroc = float(m["auroc"])
         sens = 0.0 if math.isnan(sens) else sens
         tie = 0.0 if math.isnan(auroc) else AUROC_TIE_BREAK * auroc
+        self.sensitivities.append(sens)
+        warning = saturation_warning(self.sensitivities)
+        if warning and not self._warned:
+            log.warning(warning)
+            self._warned = True
         return {
             "dev_ovlp_sens_at_10fa": sens,
             "dev_ovlp_fa_per_24h_at_10fa": float(m["ovlp_fa_per_24h_at_10fa"]),
