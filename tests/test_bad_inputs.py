@@ -8,7 +8,7 @@ output file left behind where the command failed. Cases that succeed with a warn
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -444,3 +444,16 @@ def test_build_cache_workers_exit_when_their_parent_is_killed(tmp_path: Path) ->
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(alive(p) for p in pids), "workers outlived their parent"
+
+
+def test_a_silent_loader_is_one_line_saying_what_to_try() -> None:
+    """PyTorch's DataLoader raises a bare RuntimeError after its timeout; train used to show it as a traceback."""
+    from ictal.train.trainer import LoaderError, next_batch
+
+    def silent() -> Iterator[dict]:
+        raise RuntimeError("DataLoader timed out after 600 seconds")
+        yield {}
+
+    with pytest.raises(LoaderError, match=r"worker\(s\) delivered no batch for 600 s .*data\.num_workers: 0"):
+        next_batch(silent(), 4)
+    assert next_batch(iter([]), 0) is None

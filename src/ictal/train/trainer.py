@@ -24,7 +24,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ictal.config.env import SANITIZE_GRADS, env_flag
 from ictal.config.schema import IctalConfig, with_overrides
-from ictal.data.sampling import EpochSampler, make_loader, make_sampler
+from ictal.data.sampling import LOADER_TIMEOUT_S, EpochSampler, make_loader, make_sampler
 from ictal.data.windows import WindowDataset
 from ictal.errors import IctalError
 from ictal.io.atomic import write_text_atomic
@@ -144,6 +144,24 @@ class Counters:
     fp16_overflow: int = 0
     epoch_loss_sum: float = 0.0
     epoch_loss_batches: int = 0
+
+
+class LoaderError(IctalError):
+    """The data loader's workers stopped delivering batches."""
+
+
+def next_batch(batches: Iterator[dict[str, Any]], num_workers: int) -> dict[str, Any] | None:
+    """The next batch, None at the end of the epoch; a loader whose workers went silent is one line that says what
+    to try (PyTorch raises a bare RuntimeError after its timeout)."""
+    try:
+        return next(batches, None)
+    except RuntimeError as exc:
+        if "timed out" not in str(exc):
+            raise
+        raise LoaderError(
+            f"the data loader's {num_workers} worker(s) delivered no batch for {LOADER_TIMEOUT_S:g} s ({exc}); "
+            "rerun with data.num_workers: 0 to see the underlying error in the main process"
+        ) from None
 
 
 class Trainer:
@@ -576,7 +594,7 @@ class Trainer:
                 self._pending_rng = None
             out_of_time = at_max_steps = False
             while self.epoch_step < self.steps_per_epoch:
-                batch = next(batches, None)
+                batch = next_batch(batches, self.cfg.data.num_workers)
                 if batch is None:
                     break
                 for cb in self.callbacks:
