@@ -338,6 +338,7 @@ def test_nan_gradients_skipped_or_sanitised(
     cleaned = Trainer(make_cfg(synthetic_cache, tmp_path / "b"), callbacks=[NanGradient()])
     result = cleaned.fit()
     assert result.nonfinite_steps == 0 and all(torch.isfinite(p).all() for p in cleaned.model.parameters())
+    assert cleaned.counters.sanitized_steps == 2 and result.history[-1]["sanitized_steps"] == 2
     assert not weights_equal(cleaned.model, build_v3(cleaned.cfg.model))
 
 

@@ -142,6 +142,8 @@ class Counters:
     nonfinite_total: int = 0
     nonfinite_consecutive: int = 0
     fp16_overflow: int = 0
+    #: Steps whose non-finite gradients ``sanitize_grads`` zeroed.
+    sanitized_steps: int = 0
     epoch_loss_sum: float = 0.0
     epoch_loss_batches: int = 0
 
@@ -427,9 +429,20 @@ class Trainer:
             else:
                 loss.backward()
             if sanitize_grads_enabled(t.sanitize_grads):
+                repaired = False
                 for p in self.model.parameters():
                     if p.grad is not None:
+                        repaired = repaired or not bool(torch.isfinite(p.grad).all())
                         torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+                if repaired:  # counted and said once: a repaired step is a problem hidden, not solved
+                    self.counters.sanitized_steps += 1
+                    if self.counters.sanitized_steps == 1:
+                        log.warning(
+                            "step %d: non-finite gradients zeroed (training.sanitize_grads / %s); the repaired "
+                            "steps are counted in history.json as sanitized_steps",
+                            self.step + 1,
+                            SANITIZE_GRADS.name,
+                        )
             grads = [p.grad for p in self.model.parameters() if p.grad is not None]
             norm = torch.nn.utils.get_total_norm(grads)
             grad_norm = float(norm)
@@ -634,6 +647,7 @@ class Trainer:
                     "train_loss": c.epoch_loss_sum / c.epoch_loss_batches if c.epoch_loss_batches else float("nan"),
                     "lr": self.schedule.get_last_lr()[0],
                     "nonfinite_steps": self.counters.nonfinite_total,
+                    "sanitized_steps": self.counters.sanitized_steps,
                     "best": improved,
                     **metrics,
                 }
