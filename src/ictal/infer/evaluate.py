@@ -276,8 +276,6 @@ def evaluate_split(
     )
 
 
-#: The trivial detectors every evaluation is compared with, scored on the same split by the same rules.
-BASELINES: tuple[str, ...] = ("all_seizure", "line_length")
 #: The figures kept of each baseline (besides its thresholds).
 _BASELINE_KEYS = ("ovlp_sensitivity_at_10fa", "ovlp_fa_per_24h_at_10fa", "szcore_sensitivity_at_10fa", "auroc")
 
